@@ -1,0 +1,225 @@
+"""Configuration dataclasses: one per loss family, all on top of `transformers.TrainingArguments`.
+
+The shape follows TRL's `RewardConfig`: every field is documented where it is declared, so
+`HfArgumentParser`/`TrlParser` turn it into a CLI flag with a useful `--help`, and a YAML recipe config can
+set any of them by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+TRUNCATION_POLICIES = ("truncate_prompt", "keep_start", "drop", "error")
+INVALID_ROW_POLICIES = ("error", "skip")
+DEFAULT_TURN_MARKERS = (
+    "\n\nAssistant:",
+    "\nAssistant:",
+    "<|im_start|>assistant\n",
+    "<|start_header_id|>assistant<|end_header_id|>\n\n",
+    "[/INST]",
+)
+
+
+@dataclass
+class RewardConfig(TrainingArguments):
+    r"""Settings shared by every reward-model loss family.
+
+    Only the fields specific to reward modelling are listed here; everything else (batch size, learning rate,
+    schedule, checkpointing, logging, `push_to_hub`, ...) is a `transformers.TrainingArguments` field.
+
+    Parameters:
+        > Data preprocessing
+
+        max_length (`int` or `None`, defaults to `1024`):
+            Longest tokenized sequence (prompt + one response, special tokens included). Longer rows are handled by
+            `truncation`; nothing is dropped silently. `None` disables the limit.
+        truncation (`str`, defaults to `"truncate_prompt"`):
+            What to do with a row whose prompt + response does not fit in `max_length`:
+            `"truncate_prompt"` keeps every response whole and cuts the prompt from the left (the oldest turns go
+            first; the prompt stays identical across a row's responses); a response that alone does not fit is cut
+            at its end. `"keep_start"` keeps the start of each sequence and cuts the end. `"drop"` drops the row.
+            `"error"` raises. Every touched row is counted in the data report, and a row whose responses become
+            identical after truncation is never trained on (counted as `identical_after_truncation`).
+        invalid_rows (`str`, defaults to `"error"`):
+            `"error"` stops at the first invalid rows with a message naming each row and field; `"skip"` drops them
+            and logs how many were skipped and why.
+        append_eos (`bool` or `None`, defaults to `None`):
+            Append the tokenizer's EOS token to every plain-text response. `None` means automatic: yes for decoders
+            whose tokenizer has an EOS token and does not add one itself, no for encoders (which end with `[SEP]`)
+            and for conversational data (the chat template closes the turn).
+        pad_token (`str` or `None`, defaults to `None`):
+            Padding token to use. By default rm-trl keeps the tokenizer's pad token when it differs from EOS,
+            otherwise picks an unused special pad-like token or adds a dedicated `<|pad|>` token, so that the standard
+            sequence-classification head reads the reward at the last real token.
+        turn_markers (`list[str]`):
+            For implicit-prompt data (`chosen`/`rejected` hold whole transcripts), the prompt is the shared prefix cut
+            just after the last of these markers it contains (for example `"\n\nAssistant:"` in hh-rlhf).
+        dataset_num_proc (`int` or `None`, defaults to `None`):
+            Processes used to validate and tokenize datasets.
+        pad_to_multiple_of (`int` or `None`, defaults to `None`):
+            Pad each batch to a multiple of this length.
+
+        > Model
+
+        trust_remote_code (`bool`, defaults to `False`):
+            Allow checkpoints that ship custom Python code. Off by default: loading a model should not run code.
+        disable_dropout (`bool`, defaults to `True`):
+            Disable dropout: a reward model's scores should not be noisy during training or scoring.
+        center_rewards_coefficient (`float` or `None`, defaults to `None`):
+            Weight of the reward-centering penalty `mean(r^2)` (Eisenstein et al. 2023) that keeps rewards near zero
+            for losses that only see reward differences. `0.01` is a common value.
+        export_merged (`bool`, defaults to `True`):
+            When training with LoRA, `save_reward_model` also merges the adapter into the base weights and saves a
+            plain sequence-classification model (loadable anywhere); the adapter goes to `<output_dir>/adapter`.
+        cpu_threads (`int` or `None`, defaults to `None`):
+            Torch threads per process when training on CPU. `accelerate launch` without a CPU config exports
+            `OMP_NUM_THREADS=1`, which halves speed on a 2-core machine; by default rm-trl uses every core available
+            to the process divided by the number of processes on this machine.
+
+        > Device
+
+        When no GPU (CUDA, XPU or MPS) is present, `use_cpu` is switched on, so that a multi-process launch runs
+        data parallel over gloo instead of silently starting independent single-process runs.
+    """
+
+    # Data preprocessing
+    max_length: int | None = field(
+        default=1024,
+        metadata={"help": "Longest tokenized sequence (prompt + one response). `None` disables the limit."},
+    )
+    truncation: str = field(
+        default="truncate_prompt",
+        metadata={
+            "help": "Over-length policy: truncate_prompt (keep responses, cut the prompt from the left), "
+            "keep_start (cut the end), drop (drop the row), error.",
+            "choices": list(TRUNCATION_POLICIES),
+        },
+    )
+    invalid_rows: str = field(
+        default="error",
+        metadata={
+            "help": "error: stop on invalid rows; skip: drop them and log counts.",
+            "choices": list(INVALID_ROW_POLICIES),
+        },
+    )
+    append_eos: bool | None = field(
+        default=None,
+        metadata={"help": "Append EOS to plain-text responses (default: automatic, see docs)."},
+    )
+    pad_token: str | None = field(
+        default=None,
+        metadata={"help": "Padding token; by default a token distinct from EOS is chosen or added."},
+    )
+    turn_markers: list[str] = field(
+        default_factory=lambda: list(DEFAULT_TURN_MARKERS),
+        metadata={"help": "Markers that end the prompt in implicit-prompt transcripts."},
+    )
+    dataset_num_proc: int | None = field(
+        default=None, metadata={"help": "Processes used to validate and tokenize datasets."}
+    )
+    pad_to_multiple_of: int | None = field(
+        default=None, metadata={"help": "Pad each batch to a multiple of this length."}
+    )
+    # Model
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow models and tokenizers that ship their own Python code."}
+    )
+    disable_dropout: bool = field(default=True, metadata={"help": "Disable dropout in the model."})
+    center_rewards_coefficient: float | None = field(
+        default=None, metadata={"help": "Weight of the reward-centering penalty mean(r^2); 0.01 is common."}
+    )
+    export_merged: bool = field(
+        default=True, metadata={"help": "With LoRA, also save the merged model as the main export."}
+    )
+    cpu_threads: int | None = field(
+        default=None,
+        metadata={"help": "Torch threads per process on CPU (default: the cores available / local processes)."},
+    )
+    # TrainingArguments defaults that differ for reward models
+    learning_rate: float = field(default=2e-5, metadata={"help": "The initial learning rate for AdamW."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every X update steps."})
+
+    def __post_init__(self):
+        if self.truncation not in TRUNCATION_POLICIES:
+            raise ValueError(f"truncation={self.truncation!r}; expected one of {TRUNCATION_POLICIES}")
+        if self.invalid_rows not in INVALID_ROW_POLICIES:
+            raise ValueError(f"invalid_rows={self.invalid_rows!r}; expected one of {INVALID_ROW_POLICIES}")
+        if self.max_length is not None and self.max_length < 8:
+            raise ValueError(f"max_length={self.max_length} is too small to hold a prompt and a response")
+        if not self.use_cpu and not _has_accelerator():
+            self.use_cpu = True
+        super().__post_init__()
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        return True
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+PAIRWISE_LOSSES = ("bradley_terry", "hinge")
+
+
+@dataclass
+class PairwiseRewardConfig(RewardConfig):
+    r"""Settings of the pairwise (chosen vs rejected) family.
+
+    Parameters:
+        loss_type (`str`, defaults to `"bradley_terry"`):
+            `"bradley_terry"`: `-log sigmoid(r_c - r_r - m)` (InstructGPT, Llama 2 with a margin `m`).
+            `"hinge"`: `max(0, hinge_margin + m - (r_c - r_r))`.
+        use_margin (`bool`, defaults to `True`):
+            Use the dataset's `margin` column (Llama 2's preference-strength margin) when there is one.
+        margin_scale (`float`, defaults to `1.0`):
+            Multiplies the margin column before it enters the loss.
+        label_smoothing (`float`, defaults to `0.0`):
+            Conservative Bradley-Terry: the label is `1 - eps` for chosen, `eps` for rejected, which models annotator
+            noise and keeps rewards from growing without bound.
+        hinge_margin (`float`, defaults to `1.0`):
+            Minimum reward gap asked of the hinge loss.
+    """
+
+    loss_type: str = field(
+        default="bradley_terry",
+        metadata={"help": "Pairwise loss.", "choices": list(PAIRWISE_LOSSES)},
+    )
+    use_margin: bool = field(default=True, metadata={"help": "Use the dataset's `margin` column if present."})
+    margin_scale: float = field(default=1.0, metadata={"help": "Scale applied to the margin column."})
+    label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing epsilon for Bradley-Terry."})
+    hinge_margin: float = field(default=1.0, metadata={"help": "Minimum reward gap for the hinge loss."})
+
+    def __post_init__(self):
+        if self.loss_type not in PAIRWISE_LOSSES:
+            raise ValueError(f"loss_type={self.loss_type!r}; expected one of {PAIRWISE_LOSSES}")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing={self.label_smoothing} must be in [0, 0.5)")
+        super().__post_init__()
+
+
+@dataclass
+class DataArguments:
+    """Where a recipe's data comes from.
+
+    `train_data` / `eval_data` accept a Hugging Face Hub dataset name (when online), a local JSON/JSONL/CSV/Parquet
+    file, a glob of such files, a directory, or a dataset saved with `Dataset.save_to_disk`.
+    """
+
+    train_data: str = field(metadata={"help": "Training data: Hub name, local file, glob or directory."})
+    eval_data: str | None = field(default=None, metadata={"help": "Evaluation data (same forms as train_data)."})
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    train_split: str = field(default="train", metadata={"help": "Split of train_data to train on."})
+    eval_split: str = field(default="test", metadata={"help": "Split of eval_data (or of train_data) to evaluate on."})
+    eval_fraction: float = field(
+        default=0.0,
+        metadata={"help": "Without eval data, hold out this fraction of training prompts (grouped by prompt)."},
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation rows."})

@@ -1,0 +1,28 @@
+"""Data layer: loading, format detection and validation, tokenization with a length policy, collation."""
+
+from .collators import RewardDataCollator
+from .formats import PAIRWISE_SCHEMA, Layout, ParsedRow, RowSchema, split_implicit_prompt
+from .loading import DataLoadError, load_data, load_train_eval, split_by_prompt
+from .pipeline import PreparedData, prepare_dataset
+from .report import DataReport, DataValidationError, RowProblem
+from .tokenize import SequenceTemplate, fit_to_length
+
+__all__ = [
+    "PAIRWISE_SCHEMA",
+    "DataLoadError",
+    "DataReport",
+    "DataValidationError",
+    "Layout",
+    "ParsedRow",
+    "PreparedData",
+    "RewardDataCollator",
+    "RowProblem",
+    "RowSchema",
+    "SequenceTemplate",
+    "fit_to_length",
+    "load_data",
+    "load_train_eval",
+    "prepare_dataset",
+    "split_by_prompt",
+    "split_implicit_prompt",
+]

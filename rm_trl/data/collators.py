@@ -1,0 +1,48 @@
+"""Collate tokenized rows into one padded batch of sequences: every response of every row, once each.
+
+A row with K responses contributes K sequences `prompt_ids + response_ids[k]`, in row order (for pairs: chosen,
+rejected, chosen, rejected, ...). `group_sizes` says how many sequences each row has, so a loss can regroup the
+flat reward vector; a K-wise row costs K sequences, never one per pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .pipeline import PROMPT_IDS, RESPONSE_IDS, ROW
+
+
+@dataclass
+class RewardDataCollator:
+    """Right-pads all sequences of a batch to the longest one (optionally to a multiple of `pad_to_multiple_of`).
+
+    Returns `input_ids`, `attention_mask`, `group_sizes` (sequences per row), `row` (source row numbers) and one
+    float tensor per name in `target_names`.
+    """
+
+    pad_token_id: int
+    target_names: tuple[str, ...] = ()
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        sequences = [ex[PROMPT_IDS] + response for ex in examples for response in ex[RESPONSE_IDS]]
+        length = max(len(s) for s in sequences)
+        if self.pad_to_multiple_of:
+            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        input_ids = torch.full((len(sequences), length), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
+        for i, seq in enumerate(sequences):
+            input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            attention_mask[i, : len(seq)] = 1
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "group_sizes": torch.tensor([len(ex[RESPONSE_IDS]) for ex in examples], dtype=torch.long),
+            ROW: torch.tensor([ex[ROW] for ex in examples], dtype=torch.long),
+        }
+        for name in self.target_names:
+            batch[name] = torch.tensor([ex[name] for ex in examples], dtype=torch.float32)
+        return batch

@@ -1,0 +1,206 @@
+"""From a raw dataset to tokenized rows: detect the layout, validate, parse, tokenize, apply the length policy.
+
+Each loss family supplies a `RowSchema` (how to detect its layout and parse one row); the rest is shared. Every
+row that is not kept is counted in the split's `DataReport`, with example row numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from datasets import Dataset
+
+from .formats import ChatRenderer, Layout, ParsedRow, RowSchema
+from .report import DataReport, DataValidationError, RowProblem
+from .tokenize import (
+    IDENTICAL_AFTER_TRUNCATION,
+    OK,
+    OVERLENGTH,
+    TRUNCATED_STATUSES,
+    SequenceTemplate,
+    fit_to_length,
+    has_duplicate,
+)
+
+logger = logging.getLogger(__name__)
+
+ROW = "row"
+PROMPT_IDS = "prompt_ids"
+RESPONSE_IDS = "response_ids"
+MAX_PROBLEMS_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    dataset: Dataset
+    report: DataReport
+    layout: Layout
+    template: SequenceTemplate
+    target_names: tuple[str, ...]
+
+
+def is_prepared(dataset: Dataset) -> bool:
+    return PROMPT_IDS in dataset.column_names and RESPONSE_IDS in dataset.column_names
+
+
+def prepare_dataset(
+    dataset: Dataset,
+    schema: RowSchema,
+    tokenizer,
+    *,
+    split: str,
+    max_length: int | None,
+    truncation: str,
+    invalid_rows: str,
+    append_eos: bool | None,
+    num_proc: int | None = None,
+    parse_options: dict[str, Any] | None = None,
+) -> PreparedData:
+    """Validate, parse and tokenize `dataset`; raise or count every row that cannot be used as is."""
+    if len(dataset) == 0:
+        raise DataValidationError(f"the {split} dataset is empty")
+    layout = schema.detect(dataset.column_names, dataset[0])
+    renderer = ChatRenderer(tokenizer) if layout.conversational else None
+    template = SequenceTemplate.for_tokenizer(tokenizer, append_eos=append_eos, conversational=layout.conversational)
+    targets = schema.target_names(layout)
+    report = DataReport(split=split, rows_in=len(dataset))
+    report.settings = {
+        "format": layout.describe(),
+        "max_length": max_length,
+        "truncation": truncation,
+        "invalid_rows": invalid_rows,
+        "prefix_tokens": tokenizer.convert_ids_to_tokens(list(template.prefix)),
+        "suffix_tokens": tokenizer.convert_ids_to_tokens(list(template.suffix)),
+    }
+    logger.info("%s data: %s", split, layout.describe())
+
+    options = dict(parse_options or {})
+
+    def parse_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        out: dict[str, list] = {ROW: [], "_prompt": [], "_responses": [], "_problems": []}
+        out.update({name: [] for name in targets})
+        columns = list(batch)
+        for offset, index in enumerate(indices):
+            row = {c: batch[c][offset] for c in columns}
+            parsed = schema.parse(row, index, layout, renderer=renderer, **options)
+            out[ROW].append(index)
+            if isinstance(parsed, ParsedRow):
+                out["_prompt"].append(parsed.prompt)
+                out["_responses"].append(parsed.responses)
+                out["_problems"].append("")
+                for name in targets:
+                    out[name].append(parsed.targets[name])
+            else:
+                out["_prompt"].append("")
+                out["_responses"].append([])
+                out["_problems"].append(json.dumps([p.__dict__ for p in parsed]))
+                for name in targets:
+                    out[name].append(None)
+        return out
+
+    parsed = dataset.map(
+        parse_batch,
+        with_indices=True,
+        batched=True,
+        remove_columns=dataset.column_names,
+        num_proc=num_proc,
+        desc=f"Validating {split} data",
+    )
+    problems = [RowProblem(**p) for cell in parsed["_problems"] if cell for p in json.loads(cell)]
+    if problems:
+        bad_rows = sorted({p.row for p in problems})
+        if invalid_rows == "error":
+            shown = "\n".join(f"  {p}" for p in problems[:MAX_PROBLEMS_SHOWN])
+            raise DataValidationError(
+                f"{len(bad_rows)} invalid row(s) in the {split} data (rows are 0-based), first problems:\n{shown}\n"
+                "Fix the data, or set `invalid_rows: skip` (`--invalid_rows skip`) to skip such rows; skipped rows "
+                "are counted in the log and in data_report.json.",
+                problems,
+            )
+        first_reason: dict[int, RowProblem] = {}
+        for p in problems:
+            first_reason.setdefault(p.row, p)
+        for p in first_reason.values():
+            report.invalid[p.reason] += 1
+        for reason in report.invalid:
+            report.note_rows(f"invalid:{reason}", [r for r, p in first_reason.items() if p.reason == reason])
+        parsed = parsed.filter(lambda cell: not cell, input_columns="_problems", num_proc=num_proc)
+
+    budget = None if max_length is None else max_length - template.num_special
+    if budget is not None and budget < 2:
+        raise ValueError(f"max_length={max_length} leaves no room once the special tokens are added")
+
+    def tokenize_batch(batch: dict[str, list]) -> dict[str, list]:
+        prompts = tokenizer(batch["_prompt"], add_special_tokens=False)["input_ids"]
+        flat = [r for responses in batch["_responses"] for r in responses]
+        flat_ids = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
+        out: dict[str, list] = {PROMPT_IDS: [], RESPONSE_IDS: [], "_status": []}
+        pos = 0
+        for prompt_ids, responses in zip(prompts, batch["_responses"]):
+            response_ids = flat_ids[pos : pos + len(responses)]
+            pos += len(responses)
+            prompt_ids, response_ids, status = fit_to_length(prompt_ids, response_ids, budget, truncation)
+            if status != OVERLENGTH and has_duplicate(response_ids):
+                status = IDENTICAL_AFTER_TRUNCATION if status != OK else "identical_tokens"
+            out[PROMPT_IDS].append(list(template.prefix) + prompt_ids)
+            out[RESPONSE_IDS].append([r + list(template.suffix) for r in response_ids])
+            out["_status"].append(status)
+        return out
+
+    tokenized = parsed.map(
+        tokenize_batch,
+        batched=True,
+        remove_columns=["_prompt", "_responses", "_problems"],
+        num_proc=num_proc,
+        desc=f"Tokenizing {split} data",
+    )
+    statuses = Counter(tokenized["_status"])
+    rows_by_status: dict[str, list[int]] = {}
+    if len(statuses) > 1 or OK not in statuses:
+        for row, status in zip(tokenized[ROW], tokenized["_status"]):
+            if status != OK:
+                rows_by_status.setdefault(status, []).append(row)
+    if statuses.get(OVERLENGTH) and truncation == "error":
+        rows = rows_by_status[OVERLENGTH]
+        raise DataValidationError(
+            f"{len(rows)} row(s) of the {split} data do not fit in max_length={max_length} tokens, e.g. rows "
+            f"{rows[:MAX_PROBLEMS_SHOWN]}. Raise max_length, or choose a truncation policy: "
+            "truncate_prompt (keep responses whole, cut the prompt from the left), keep_start, or drop."
+        )
+    for status, rows in rows_by_status.items():
+        if status in TRUNCATED_STATUSES:
+            report.truncated[status] += len(rows)
+        else:
+            reason = "overlength" if status == OVERLENGTH else status
+            report.dropped[reason] += len(rows)
+        report.note_rows(status, rows)
+    _check_last_token_not_pad(tokenized, tokenizer.pad_token_id, split)
+    dropped = set(rows_by_status) - set(TRUNCATED_STATUSES)
+    if dropped:
+        tokenized = tokenized.filter(lambda s: s not in dropped, input_columns="_status", num_proc=num_proc)
+    tokenized = tokenized.remove_columns("_status")
+    report.rows_out = len(tokenized)
+    if report.rows_out == 0:
+        raise DataValidationError(f"no usable rows left in the {split} data: {report.summary()}")
+    log = logger.warning if (report.invalid or report.dropped or report.truncated) else logger.info
+    log("Data report: %s", report.summary())
+    return PreparedData(tokenized, report, layout, template, targets)
+
+
+def _check_last_token_not_pad(dataset: Dataset, pad_token_id: int | None, split: str) -> None:
+    """The standard sequence-classification head reads the reward at the last token that is not the pad token,
+    so a sequence must never end with the pad token; otherwise training and export would disagree."""
+    if pad_token_id is None:
+        return
+    for row, prompt_ids, responses in zip(dataset[ROW], dataset[PROMPT_IDS], dataset[RESPONSE_IDS]):
+        for response in responses:
+            last = response[-1] if response else (prompt_ids[-1] if prompt_ids else None)
+            if last == pad_token_id:
+                raise DataValidationError(
+                    f"row {row} of the {split} data ends with the pad token (id {pad_token_id}); the reward would "
+                    "be read at the wrong token. Choose another pad token (`pad_token`) or remove it from the text."
+                )

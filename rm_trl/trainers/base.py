@@ -1,0 +1,299 @@
+"""`RewardTrainer`: the `transformers.Trainer` plumbing every reward-model loss family shares.
+
+A loss family subclasses it and sets three things: its config class, its `RowSchema` (data format), and
+`compute_loss` (rewards -> loss, via a pure function from `rm_trl.losses`). Everything else lives here once:
+model/tokenizer set-up (pad token, LoRA, dropout), data preparation with its report, the single forward over all
+sequences of a batch, training-metric logging, evaluation predictions, and the portable export.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate.utils import is_peft_model
+from datasets import Dataset
+from transformers import PreTrainedModel, Trainer
+from transformers.trainer_utils import EvalPrediction
+
+from .. import __version__
+from ..config import RewardConfig
+from ..data.collators import RewardDataCollator
+from ..data.formats import RowSchema
+from ..data.pipeline import PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, is_prepared, prepare_dataset
+from ..data.report import DataReport, save_reports
+from ..export import METADATA_KEY, check_tokenizer_roundtrip, reward_token_rule, save_metrics, write_model_card
+from ..modeling import apply_lora, load_reward_model, load_tokenizer, setup_pad_token
+
+logger = logging.getLogger(__name__)
+
+
+class RewardTrainer(Trainer):
+    """Base class of the loss-family trainers; not used directly.
+
+    Args:
+        model: a Hub id / local path (loaded with `rm_trl.load_reward_model`) or a sequence-classification model.
+        args: the family's config (a `RewardConfig` subclass).
+        train_dataset / eval_dataset: raw datasets in one of the family's formats (validated, parsed and tokenized
+            here; see `rm_trl.data`), or datasets already prepared by `rm_trl.data.prepare_dataset`.
+        processing_class: the tokenizer; loaded from the model when omitted.
+        peft_config: a `peft.LoraConfig` to train a LoRA adapter (the reward head is always trained and saved).
+    """
+
+    config_class: type[RewardConfig] = RewardConfig
+    schema: RowSchema
+    family: str = "base"
+    loss_is_scaled_for_ga = False  # losses are means over the batch; Trainer divides by the accumulation steps
+
+    def __init__(
+        self,
+        model: str | PreTrainedModel,
+        args: RewardConfig | None = None,
+        train_dataset: Dataset | None = None,
+        eval_dataset: Dataset | dict[str, Dataset] | None = None,
+        processing_class=None,
+        data_collator=None,
+        peft_config=None,
+        compute_metrics=None,
+        callbacks=None,
+        optimizers=(None, None),
+        **kwargs,
+    ):
+        if args is None:
+            args = self.config_class(output_dir=f"rm-trl-{self.family}")
+        if args.use_cpu:
+            _set_cpu_threads(args.cpu_threads)
+        if isinstance(model, str):
+            model, loaded_tokenizer = load_reward_model(
+                model, num_labels=self.num_labels(args), pad_token=args.pad_token
+            )
+            processing_class = processing_class or loaded_tokenizer
+        elif processing_class is None:
+            processing_class = load_tokenizer(model.config._name_or_path)
+        if model.config.num_labels != self.num_labels(args):
+            raise ValueError(
+                f"the model has num_labels={model.config.num_labels}; the {self.family} family needs "
+                f"{self.num_labels(args)}. Load it with rm_trl.load_reward_model(..., num_labels=...)."
+            )
+        setup_pad_token(model, processing_class, args.pad_token)  # idempotent; needed for models passed in
+        if hasattr(model.config, "use_cache"):
+            model.config.use_cache = False
+        if peft_config is not None:
+            model = apply_lora(model, peft_config)
+            if args.gradient_checkpointing:
+                model.enable_input_require_grads()
+        if args.disable_dropout:
+            _disable_dropout(model)
+
+        self.data_reports: dict[str, DataReport] = {}
+        self.prepared: dict[str, PreparedData] = {}
+        train_dataset = self._prepare(train_dataset, "train", processing_class, args)
+        if isinstance(eval_dataset, dict):
+            eval_dataset = {k: self._prepare(v, f"eval_{k}", processing_class, args) for k, v in eval_dataset.items()}
+        else:
+            eval_dataset = self._prepare(eval_dataset, "eval", processing_class, args)
+        self.target_names = self._target_names()
+        if data_collator is None:
+            data_collator = RewardDataCollator(
+                pad_token_id=processing_class.pad_token_id,
+                target_names=self.target_names,
+                pad_to_multiple_of=args.pad_to_multiple_of,
+            )
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            compute_metrics=compute_metrics or self.compute_eval_metrics,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            **kwargs,
+        )
+        self._train_metrics: dict[str, list[float]] = defaultdict(list)
+        self._record_metadata()
+
+    # ----- hooks a loss family overrides -------------------------------------------------------------------------
+    def num_labels(self, args: RewardConfig) -> int:
+        """Outputs of the reward head (1, or one per attribute for multi-attribute regression)."""
+        return 1
+
+    def parse_options(self, args: RewardConfig) -> dict[str, Any]:
+        """Keyword options passed to the family's `RowSchema.parse`."""
+        return {}
+
+    def adapt_raw_dataset(self, dataset: Dataset, args: RewardConfig) -> Dataset:
+        """Last chance to reshape a raw dataset before validation (e.g. drop a column the config ignores)."""
+        return dataset
+
+    def loss_description(self) -> dict[str, Any]:
+        """The loss and its settings, recorded in the exported config and model card."""
+        return {}
+
+    def batch_metrics(self, rewards: torch.Tensor, inputs: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Metrics logged during training, from the (gathered, detached) rewards of one batch."""
+        return {}
+
+    def compute_eval_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
+        """Metrics over the whole evaluation set, from what `prediction_step` returned."""
+        return {}
+
+    # ----- shared machinery ---------------------------------------------------------------------------------------
+    def _prepare(self, dataset: Dataset | None, split: str, tokenizer, args: RewardConfig) -> Dataset | None:
+        if dataset is None:
+            return None
+        if is_prepared(dataset):
+            return dataset
+        dataset = self.adapt_raw_dataset(dataset, args)
+        with args.main_process_first(desc=f"preparing {split} data"):
+            prepared = prepare_dataset(
+                dataset,
+                self.schema,
+                tokenizer,
+                split=split,
+                max_length=args.max_length,
+                truncation=args.truncation,
+                invalid_rows=args.invalid_rows,
+                append_eos=args.append_eos,
+                num_proc=args.dataset_num_proc,
+                parse_options=self.parse_options(args),
+            )
+        self.prepared[split] = prepared
+        self.data_reports[split] = prepared.report
+        return prepared.dataset
+
+    def _target_names(self) -> tuple[str, ...]:
+        names = {p.target_names for p in self.prepared.values()}
+        if len(names) > 1:
+            raise ValueError(f"train and eval data carry different targets: {sorted(names)}")
+        return names.pop() if names else ()
+
+    def _set_signature_columns_if_needed(self):
+        if self._signature_columns is None:
+            self._signature_columns = [PROMPT_IDS, RESPONSE_IDS, ROW, *self.target_names]
+
+    def compute_rewards(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One forward over every sequence of the batch; returns float32 rewards `[num_sequences, num_labels]`.
+
+        The standard head reads each sequence at the last token that is not the pad token, which the data
+        pipeline guarantees is the last real token, so training scores equal a plain forward of the export.
+        """
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        return outputs.logits.float()
+
+    def track_batch_metrics(self, rewards: torch.Tensor, inputs: dict[str, torch.Tensor]) -> None:
+        if not self.model.training:
+            return
+        with torch.no_grad():
+            gathered = self.accelerator.gather_for_metrics(rewards.detach())
+            gathered_inputs = {
+                k: self.accelerator.gather_for_metrics(v) for k, v in inputs.items() if k in self.target_names
+            }
+            for key, value in self.batch_metrics(gathered, gathered_inputs).items():
+                self._train_metrics[key].append(value)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._train_metrics and "loss" in logs:
+            logs.update({k: float(np.mean(v)) for k, v in self._train_metrics.items()})
+            self._train_metrics.clear()
+        super().log(logs, start_time)
+
+    def eval_predictions(self, rewards: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """What evaluation collects per row (default: the rewards as returned by `compute_loss`)."""
+        return rewards
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss, rewards = self.compute_loss(model, inputs, return_outputs=True)
+        if prediction_loss_only:
+            return loss.detach(), None, None
+        return loss.detach(), self.eval_predictions(rewards, inputs).detach(), inputs[ROW]
+
+    # ----- export -------------------------------------------------------------------------------------------------
+    def _record_metadata(self) -> None:
+        base = self.accelerator.unwrap_model(self.model)
+        model = base.get_base_model() if is_peft_model(base) else base
+        prepared = self.prepared.get("train") or next(iter(self.prepared.values()), None)
+        tokenizer = self.processing_class
+        metadata = {
+            "version": __version__,
+            "family": self.family,
+            "loss": self.loss_description(),
+            "num_labels": model.config.num_labels,
+            "base_model": model.config._name_or_path,
+            "reward_token": reward_token_rule(model),
+            "pad_token": tokenizer.pad_token,
+            "padding_side": "right",
+            "max_length": self.args.max_length,
+            "truncation": self.args.truncation,
+        }
+        if prepared is not None:
+            metadata["format"] = prepared.layout.describe()
+            metadata["append_eos"] = tokenizer.eos_token_id is not None and (
+                tokenizer.eos_token_id in prepared.template.suffix
+            )
+            metadata["conversational"] = prepared.layout.conversational
+        setattr(model.config, METADATA_KEY, metadata)
+
+    def reward_metadata(self) -> dict[str, Any]:
+        model = self.accelerator.unwrap_model(self.model)
+        model = model.get_base_model() if is_peft_model(model) else model
+        return dict(getattr(model.config, METADATA_KEY, {}) or {})
+
+    def save_reward_model(self, output_dir: str | None = None, metrics: dict[str, float] | None = None) -> str:
+        """Save the portable export: a plain sequence-classification model + tokenizer + model card + data report.
+
+        With LoRA, the adapter goes to `<output_dir>/adapter` and (if `export_merged`) the merged model to
+        `output_dir`; merging happens in place, so train no further with this trainer afterwards.
+        """
+        output_dir = output_dir or self.args.output_dir
+        model = self.accelerator.unwrap_model(self.model)
+        metadata = self.reward_metadata()
+        metadata["data"] = {name: report.summary() for name, report in self.data_reports.items()}
+        if is_peft_model(model):
+            self.save_model(os.path.join(output_dir, "adapter"))
+            if self.args.export_merged and self.args.should_save:
+                merged = model.merge_and_unload()
+                setattr(merged.config, METADATA_KEY, metadata)
+                merged.save_pretrained(output_dir)
+                self.processing_class.save_pretrained(output_dir)
+        else:
+            setattr(model.config, METADATA_KEY, metadata)
+            self.save_model(output_dir)
+        if self.args.should_save:
+            save_reports(self.data_reports, os.path.join(output_dir, "data_report.json"))
+            if metrics:
+                save_metrics(output_dir, metrics)
+            write_model_card(output_dir, metadata, metrics, model_ref=self.args.hub_model_id)
+            if not is_peft_model(model) or self.args.export_merged:
+                check_tokenizer_roundtrip(output_dir, self.processing_class)
+        self.accelerator.wait_for_everyone()
+        return output_dir
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        """Called by `push_to_hub`: write rm-trl's card instead of the generic Trainer one."""
+        if self.args.should_save:
+            write_model_card(self.args.output_dir, self.reward_metadata(), model_ref=self.args.hub_model_id)
+
+
+def _set_cpu_threads(requested: int | None) -> None:
+    """Use the cores this process may run on, shared among the processes of this machine."""
+    if requested is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        requested = max(1, cores // max(1, local_processes))
+    if torch.get_num_threads() != requested:
+        logger.info("Using %d torch threads per process on CPU (was %d)", requested, torch.get_num_threads())
+        torch.set_num_threads(requested)
+
+
+def _disable_dropout(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0

@@ -1,0 +1,75 @@
+"""Pairwise family: chosen vs rejected, Bradley-Terry (optionally with margin, label smoothing, centering) or hinge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from datasets import Dataset
+from transformers.trainer_utils import EvalPrediction
+
+from ..config import PairwiseRewardConfig
+from ..data.formats import PAIRWISE_SCHEMA
+from ..losses import bradley_terry_loss, pairwise_hinge_loss, reward_centering_penalty
+from ..metrics import pairwise_metrics
+from .base import RewardTrainer
+
+
+class PairwiseRewardTrainer(RewardTrainer):
+    """Trains a scalar reward from preference pairs.
+
+    Data: `{"prompt", "chosen", "rejected"}` (plain or conversational, explicit or implicit prompt, optional
+    `margin`); see `rm_trl.data.formats`. Each batch runs one forward over its 2B sequences.
+
+    Example:
+        >>> trainer = PairwiseRewardTrainer(model="sentence-transformers/all-MiniLM-L6-v2",
+        ...                                 args=PairwiseRewardConfig(output_dir="rm"), train_dataset=pairs)
+        >>> trainer.train(); trainer.save_reward_model()
+    """
+
+    config_class = PairwiseRewardConfig
+    schema = PAIRWISE_SCHEMA
+    family = "pairwise"
+    args: PairwiseRewardConfig
+
+    def parse_options(self, args: PairwiseRewardConfig) -> dict[str, Any]:
+        return {"turn_markers": tuple(args.turn_markers)}
+
+    def adapt_raw_dataset(self, dataset: Dataset, args: PairwiseRewardConfig) -> Dataset:
+        if not args.use_margin and "margin" in dataset.column_names:
+            return dataset.remove_columns("margin")
+        return dataset
+
+    def loss_description(self) -> dict[str, Any]:
+        args = self.args
+        described: dict[str, Any] = {"type": args.loss_type}
+        if "margin" in self.target_names:
+            described["margin_scale"] = args.margin_scale
+        if args.loss_type == "bradley_terry" and args.label_smoothing:
+            described["label_smoothing"] = args.label_smoothing
+        if args.loss_type == "hinge":
+            described["hinge_margin"] = args.hinge_margin
+        if args.center_rewards_coefficient:
+            described["center_rewards_coefficient"] = args.center_rewards_coefficient
+        return described
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        rewards = self.compute_rewards(model, inputs).view(-1, 2)  # rows of (chosen, rejected)
+        chosen, rejected = rewards[:, 0], rewards[:, 1]
+        margin = inputs["margin"] * self.args.margin_scale if "margin" in inputs else None
+        if self.args.loss_type == "hinge":
+            loss = pairwise_hinge_loss(chosen, rejected, margin, hinge_margin=self.args.hinge_margin)
+        else:
+            loss = bradley_terry_loss(chosen, rejected, margin, label_smoothing=self.args.label_smoothing)
+        if self.args.center_rewards_coefficient:
+            loss = loss + self.args.center_rewards_coefficient * reward_centering_penalty(rewards)
+        self.track_batch_metrics(rewards, inputs)
+        return (loss, rewards) if return_outputs else loss
+
+    def batch_metrics(self, rewards: torch.Tensor, inputs: dict[str, torch.Tensor]) -> dict[str, float]:
+        rewards = rewards.cpu().numpy()
+        return pairwise_metrics(rewards[:, 0], rewards[:, 1])
+
+    def compute_eval_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
+        rewards = prediction.predictions
+        return pairwise_metrics(rewards[:, 0], rewards[:, 1])
