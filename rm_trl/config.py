@@ -8,6 +8,7 @@ set any of them by name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from transformers import TrainingArguments
 
@@ -141,7 +142,12 @@ class RewardConfig(TrainingArguments):
     learning_rate: float = field(default=2e-5, metadata={"help": "The initial learning rate for AdamW."})
     logging_steps: float = field(default=10, metadata={"help": "Log every X update steps."})
 
+    loss_types: ClassVar[tuple[str, ...]] = ()
+
     def __post_init__(self):
+        loss_type = getattr(self, "loss_type", None)
+        if self.loss_types and loss_type not in self.loss_types:
+            raise ValueError(f"loss_type={loss_type!r}; expected one of {self.loss_types}")
         if self.truncation not in TRUNCATION_POLICIES:
             raise ValueError(f"truncation={self.truncation!r}; expected one of {TRUNCATION_POLICIES}")
         if self.invalid_rows not in INVALID_ROW_POLICIES:
@@ -196,12 +202,122 @@ class PairwiseRewardConfig(RewardConfig):
     label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing epsilon for Bradley-Terry."})
     hinge_margin: float = field(default=1.0, metadata={"help": "Minimum reward gap for the hinge loss."})
 
+    loss_types: ClassVar[tuple[str, ...]] = PAIRWISE_LOSSES
+
     def __post_init__(self):
-        if self.loss_type not in PAIRWISE_LOSSES:
-            raise ValueError(f"loss_type={self.loss_type!r}; expected one of {PAIRWISE_LOSSES}")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"label_smoothing={self.label_smoothing} must be in [0, 0.5)")
         super().__post_init__()
+
+
+POINTWISE_LOSSES = ("mse", "huber", "bce")
+
+
+@dataclass
+class PointwiseRewardConfig(RewardConfig):
+    r"""Settings of the pointwise (rated) family: regress each response's score(s).
+
+    Parameters:
+        loss_type (`str`, defaults to `"mse"`):
+            `"mse"`, `"huber"` (quadratic within `huber_delta`, linear beyond: robust to outlier ratings), or `"bce"`
+            for binary 0/1 labels (the reward is the logit).
+        huber_delta (`float`, defaults to `1.0`):
+            Where the Huber loss turns linear, in the units of the (standardised) scores.
+        score_columns (`list[str]`, defaults to `["score"]`):
+            Target columns. Several columns train one output per attribute (HelpSteer style); a missing value
+            (null / NaN) is masked out of the loss.
+        attribute_weights (`list[float]` or `None`, defaults to `None`):
+            How the attributes fold into the single reward a consumer reads: the export's head is the weighted sum
+            of the attribute heads (exact, since the head is linear). `None` means equal weights `1/A`. The
+            unfolded multi-attribute model is saved under `<output_dir>/attributes`.
+        standardize_scores (`bool`, defaults to `True`):
+            Train on `(score - mean) / std` with the mean and std of the training scores (per attribute); the
+            statistics are stored in the export's `rm_trl` config entry to map rewards back to the score scale.
+            Ignored for `bce`.
+    """
+
+    loss_type: str = field(default="mse", metadata={"help": "Pointwise loss.", "choices": list(POINTWISE_LOSSES)})
+    huber_delta: float = field(default=1.0, metadata={"help": "Huber loss threshold (standardised units)."})
+    score_columns: list[str] = field(default_factory=lambda: ["score"], metadata={"help": "Score column(s)."})
+    attribute_weights: list[float] | None = field(
+        default=None, metadata={"help": "Weights folding the attributes into one reward (default: equal)."}
+    )
+    standardize_scores: bool = field(default=True, metadata={"help": "Standardise scores with training statistics."})
+
+    loss_types: ClassVar[tuple[str, ...]] = POINTWISE_LOSSES
+
+    def __post_init__(self):
+        if not self.score_columns:
+            raise ValueError("score_columns must name at least one column")
+        if self.attribute_weights is not None and len(self.attribute_weights) != len(self.score_columns):
+            raise ValueError(
+                f"attribute_weights has {len(self.attribute_weights)} values "
+                f"for {len(self.score_columns)} score columns"
+            )
+        if self.huber_delta <= 0:
+            raise ValueError("huber_delta must be > 0")
+        super().__post_init__()
+
+
+LISTWISE_LOSSES = ("all_pairs", "plackett_luce", "best_of_n")
+
+
+@dataclass
+class ListwiseRewardConfig(RewardConfig):
+    r"""Settings of the listwise (ranked) family: K responses per prompt, each forwarded once.
+
+    Parameters:
+        loss_type (`str`, defaults to `"all_pairs"`):
+            `"all_pairs"`: InstructGPT's K-wise loss, Bradley-Terry averaged over a prompt's untied pairs;
+            `"plackett_luce"`: likelihood of the whole ranking (ties: Breslow's rule);
+            `"best_of_n"`: softmax cross-entropy of the best response against the others (Ziegler et al. 2019).
+    """
+
+    loss_type: str = field(default="all_pairs", metadata={"help": "Listwise loss.", "choices": list(LISTWISE_LOSSES)})
+
+    loss_types: ClassVar[tuple[str, ...]] = LISTWISE_LOSSES
+
+
+CONTRASTIVE_LOSSES = ("infonce", "margin_ranking")
+
+
+@dataclass
+class ContrastiveRewardConfig(RewardConfig):
+    r"""Settings of the contrastive family: a good response against bad ones (best vs worst, in-batch negatives).
+
+    Parameters:
+        loss_type (`str`, defaults to `"infonce"`):
+            `"infonce"`: softmax of the chosen reward against its rejected one and (with `in_batch_negatives`) the
+            batch's other rejected rewards; `"margin_ranking"`: `max(0, ranking_margin - (r_c - r_r))`.
+        temperature (`float`, defaults to `1.0`):
+            InfoNCE temperature: lower values focus the loss on the hardest negatives.
+        in_batch_negatives (`bool`, defaults to `True`):
+            Use the other rows' rejected responses as extra negatives.
+        ranking_margin (`float`, defaults to `1.0`):
+            Reward gap asked by the margin-ranking loss.
+    """
+
+    loss_type: str = field(
+        default="infonce", metadata={"help": "Contrastive loss.", "choices": list(CONTRASTIVE_LOSSES)}
+    )
+    temperature: float = field(default=1.0, metadata={"help": "InfoNCE temperature."})
+    in_batch_negatives: bool = field(default=True, metadata={"help": "Use other rows' rejected as negatives."})
+    ranking_margin: float = field(default=1.0, metadata={"help": "Margin of the margin-ranking loss."})
+    turn_markers: list[str] = field(
+        default_factory=lambda: list(DEFAULT_TURN_MARKERS),
+        metadata={"help": "Markers that end the prompt in implicit-prompt transcripts."},
+    )
+
+    loss_types: ClassVar[tuple[str, ...]] = CONTRASTIVE_LOSSES
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        super().__post_init__()
+
+
+SOURCE_FORMATS = ("auto", "pairwise", "rated", "ranked")
+PAIR_STRATEGIES = ("all_pairs", "best_vs_worst", "adjacent")
 
 
 @dataclass
@@ -223,3 +339,28 @@ class DataArguments:
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation rows."})
+    source_format: str = field(
+        default="auto",
+        metadata={
+            "help": "Format of the data files (auto: from the columns). When it differs from the recipe's, the "
+            "data is converted: rated -> pairwise / ranked, ranked -> pairwise.",
+            "choices": list(SOURCE_FORMATS),
+        },
+    )
+    pair_strategy: str = field(
+        default="all_pairs",
+        metadata={
+            "help": "How ranked or rated groups become pairs: all_pairs, best_vs_worst, adjacent.",
+            "choices": list(PAIR_STRATEGIES),
+        },
+    )
+    score_column: str = field(default="score", metadata={"help": "The rating that drives format conversions."})
+    min_score_gap: float = field(
+        default=0.0, metadata={"help": "Ratings closer than this are a tie when converting rated data."}
+    )
+
+    def __post_init__(self):
+        if self.source_format not in SOURCE_FORMATS:
+            raise ValueError(f"source_format={self.source_format!r}; expected one of {SOURCE_FORMATS}")
+        if self.pair_strategy not in PAIR_STRATEGIES:
+            raise ValueError(f"pair_strategy={self.pair_strategy!r}; expected one of {PAIR_STRATEGIES}")

@@ -132,3 +132,43 @@ def check_tokenizer_roundtrip(output_dir: str, tokenizer) -> bool:
 def save_metrics(output_dir: str, metrics: dict[str, float]) -> None:
     with open(os.path.join(output_dir, "eval_results.json"), "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2)
+
+
+def fold_reward_head(model, weights: list[float]):
+    """Return a copy of `model` with one output: `sum_a weights[a] * output_a`.
+
+    The last linear layer of the head (the one with `num_labels` outputs) is replaced by its weighted row sum,
+    which is exact because nothing non-linear follows it. Consumers that read `logits[:, 0]` (TRL, PPO pipelines)
+    then get the folded reward.
+    """
+    import copy
+
+    import torch
+
+    num_labels = model.config.num_labels
+    if len(weights) != num_labels:
+        raise ValueError(f"{len(weights)} weights for {num_labels} outputs")
+    name = None
+    for module_name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and module.out_features == num_labels:
+            name = module_name
+    if name is None:
+        raise ValueError("no linear layer with num_labels outputs found in the reward head")
+    folded = copy.deepcopy(model)
+    parent_name, _, attr = name.rpartition(".")
+    parent = folded.get_submodule(parent_name) if parent_name else folded
+    old = getattr(parent, attr)
+    w = torch.tensor(weights, dtype=old.weight.dtype, device=old.weight.device)
+    new = torch.nn.Linear(
+        old.in_features, 1, bias=old.bias is not None, device=old.weight.device, dtype=old.weight.dtype
+    )
+    with torch.no_grad():
+        new.weight.copy_(w @ old.weight)
+        if old.bias is not None:
+            new.bias.copy_((w @ old.bias).reshape(1))
+    setattr(parent, attr, new)
+    folded.config.num_labels = 1
+    folded.config.id2label = {0: "reward"}
+    folded.config.label2id = {"reward": 0}
+    folded.num_labels = 1
+    return folded

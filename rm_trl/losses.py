@@ -45,3 +45,115 @@ def pairwise_hinge_loss(
 def reward_centering_penalty(rewards: torch.Tensor) -> torch.Tensor:
     """`mean(r^2)` (Eisenstein et al. 2023): pins the free offset of difference-only losses near zero."""
     return rewards.pow(2).mean()
+
+
+# ----- grouping helper ----------------------------------------------------------------------------------------------
+def pad_groups(values: torch.Tensor, group_sizes: torch.Tensor, fill: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn a flat `[N]` tensor of per-response values into `[rows, K_max]` plus a validity mask.
+
+    Rows hold `group_sizes[i]` consecutive values each (a row's K responses); the rest is `fill`.
+    """
+    sizes = group_sizes.tolist()
+    k_max = max(sizes)
+    padded = values.new_full((len(sizes), k_max), fill)
+    mask = torch.zeros((len(sizes), k_max), dtype=torch.bool, device=values.device)
+    row = torch.repeat_interleave(torch.arange(len(sizes), device=values.device), group_sizes.to(values.device))
+    starts = torch.cumsum(group_sizes, 0) - group_sizes
+    col = torch.arange(values.shape[0], device=values.device) - torch.repeat_interleave(starts, group_sizes).to(
+        values.device
+    )
+    padded = padded.index_put((row, col), values)
+    mask[row, col] = True
+    return padded, mask
+
+
+# ----- listwise: K ranked responses per prompt ----------------------------------------------------------------------
+def all_pairs_loss(rewards: torch.Tensor, ranks: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """InstructGPT's K-wise loss: Bradley-Terry over every untied ordered pair of a prompt's responses.
+
+    `rewards`, `ranks` (0 = best) and `mask` are `[rows, K]`. Each row's loss is the mean over its untied pairs
+    (C(K, 2) of them without ties), so a prompt counts once however large K is; rows are then averaged.
+    """
+    better = (ranks[:, :, None] < ranks[:, None, :]) & mask[:, :, None] & mask[:, None, :]
+    pair_loss = -F.logsigmoid(rewards[:, :, None] - rewards[:, None, :])
+    n_pairs = better.sum(dim=(1, 2))
+    per_row = torch.where(better, pair_loss, 0.0).sum(dim=(1, 2)) / n_pairs.clamp(min=1)
+    return per_row[n_pairs > 0].mean()
+
+
+def plackett_luce_loss(rewards: torch.Tensor, ranks: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Plackett-Luce negative log-likelihood of each row's ranking, averaged over rows.
+
+    The ranking is built best first: each response's term is `r_i - logsumexp(r_j for j not ranked above i)`.
+    Ties follow Breslow's rule: tied responses share one risk set (all responses of their rank or worse), which
+    keeps the loss order-free within a tie. With K = 2 and no tie it is exactly Bradley-Terry.
+    """
+    at_or_below = (ranks[:, None, :] >= ranks[:, :, None]) & mask[:, None, :]  # [rows, i, j]: j in i's risk set
+    # Padding positions get themselves as risk set: a zero term with a finite gradient (instead of logsumexp(-inf)).
+    at_or_below = at_or_below | torch.eye(ranks.shape[1], dtype=torch.bool, device=ranks.device)
+    scores = rewards[:, None, :].expand_as(at_or_below).masked_fill(~at_or_below, float("-inf"))
+    terms = rewards - torch.logsumexp(scores, dim=2)
+    return -torch.where(mask, terms, 0.0).sum(dim=1).mean()
+
+
+def best_of_n_loss(rewards: torch.Tensor, ranks: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Best-of-N softmax cross-entropy (Ziegler et al. 2019): the best response against all the others.
+
+    The target is uniform over the row's best-ranked responses (one, unless the best rank is tied). With N = 2 and
+    no tie it is exactly Bradley-Terry.
+    """
+    best_rank = torch.where(mask, ranks, float("inf")).min(dim=1, keepdim=True).values
+    target = ((ranks == best_rank) & mask).float()
+    target = target / target.sum(dim=1, keepdim=True)
+    log_probs = torch.log_softmax(rewards.masked_fill(~mask, float("-inf")), dim=1)
+    return -torch.where(target > 0, target * log_probs, 0.0).sum(dim=1).mean()
+
+
+# ----- pointwise: a score (or several attribute scores) per response ------------------------------------------------
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.where(mask, values, 0.0).sum() / mask.sum().clamp(min=1)
+
+
+def regression_loss(
+    predictions: torch.Tensor, targets: torch.Tensor, kind: str = "mse", huber_delta: float = 1.0
+) -> torch.Tensor:
+    """Mean squared error (`kind="mse"`) or Huber loss (`kind="huber"`, quadratic within `huber_delta`, linear
+    beyond, so outlier ratings pull less), averaged over the targets that are present. NaN marks a missing target
+    (an attribute a row does not rate); it contributes neither loss nor gradient.
+    """
+    present = ~torch.isnan(targets)
+    safe_targets = torch.where(present, targets, predictions.detach())
+    if kind == "mse":
+        values = (predictions - safe_targets) ** 2
+    elif kind == "huber":
+        values = F.huber_loss(predictions, safe_targets, reduction="none", delta=huber_delta)
+    else:
+        raise ValueError(f"unknown regression loss {kind!r}")
+    return _masked_mean(values, present)
+
+
+def binary_cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy for 0/1 labels (thumbs up / down), on the reward used as a logit; NaN = missing."""
+    present = ~torch.isnan(labels)
+    safe_labels = torch.where(present, labels, 0.0)
+    values = F.binary_cross_entropy_with_logits(logits, safe_labels, reduction="none")
+    return _masked_mean(values, present)
+
+
+# ----- contrastive --------------------------------------------------------------------------------------------------
+def info_nce_loss(
+    chosen: torch.Tensor, rejected: torch.Tensor, temperature: float = 1.0, in_batch_negatives: bool = True
+) -> torch.Tensor:
+    """InfoNCE: each chosen reward against its own rejected one and, with `in_batch_negatives`, every other
+    rejected reward of the batch, as a softmax over `reward / temperature`.
+
+    In-batch negatives are the rewards of other prompts' rejected responses, so the loss also asks that a good
+    answer outscore bad answers to other prompts: rewards become comparable across prompts, not only within one.
+    With one pair (or without in-batch negatives) and temperature 1 it is exactly Bradley-Terry.
+    """
+    if in_batch_negatives:
+        negatives = rejected[None, :].expand(chosen.shape[0], -1)
+    else:
+        negatives = rejected[:, None]
+    logits = torch.cat([chosen[:, None], negatives], dim=1) / temperature
+    return -torch.log_softmax(logits, dim=1)[:, 0].mean()

@@ -50,7 +50,7 @@ def test_implicit_prompt_dataset_and_margin(bert_tokenizer):
         {"chosen": "\n\nHuman: Q\n\nAssistant: good answer", "rejected": "\n\nHuman: Q\n\nAssistant: bad", "margin": 2}
     ]
     out = prepare(rows, bert_tokenizer)
-    assert out.layout.implicit_prompt and out.layout.has_margin
+    assert out.layout.implicit_prompt and out.layout.targets == ("margin",)
     assert out.target_names == ("margin",)
     assert out.dataset[0]["margin"] == 2.0
     assert bert_tokenizer.decode(out.dataset[0]["prompt_ids"]) == "[CLS] human : q assistant :"

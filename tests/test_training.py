@@ -1,5 +1,6 @@
 """A short run on a tiny decoder over a learnable synthetic preference: accuracy must rise well above chance."""
 
+import torch
 from datasets import Dataset
 
 from rm_trl import PairwiseRewardConfig, PairwiseRewardTrainer
@@ -69,3 +70,24 @@ def test_margin_and_centering_switch_the_loss(tiny_llama, tmp_path):
         model=model, args=args_no_margin, processing_class=tokenizer, train_dataset=Dataset.from_list(rows)
     )
     assert trainer.target_names == ()
+
+
+def test_same_seed_same_weights(minilm_path, tmp_path):
+    """The reward head is initialised when the model loads: seeding must happen before that."""
+    rows = Dataset.from_list(learnable_pairs(16))
+    weights = []
+    for run in range(2):
+        args = PairwiseRewardConfig(
+            output_dir=str(tmp_path / str(run)),
+            max_steps=2,
+            per_device_train_batch_size=8,
+            max_length=32,
+            report_to="none",
+            save_strategy="no",
+            seed=7,
+            disable_tqdm=True,
+        )
+        trainer = PairwiseRewardTrainer(model=minilm_path, args=args, train_dataset=rows)
+        trainer.train()
+        weights.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -20,7 +20,8 @@ class RewardDataCollator:
     """Right-pads all sequences of a batch to the longest one (optionally to a multiple of `pad_to_multiple_of`).
 
     Returns `input_ids`, `attention_mask`, `group_sizes` (sequences per row), `row` (source row numbers) and one
-    float tensor per name in `target_names`.
+    float tensor per name in `target_names`: `[rows]` for a per-row target (margin, score; NaN marks a missing
+    value), `[sequences]` for a per-response target (ranks), in sequence order.
     """
 
     pad_token_id: int
@@ -44,5 +45,8 @@ class RewardDataCollator:
             ROW: torch.tensor([ex[ROW] for ex in examples], dtype=torch.long),
         }
         for name in self.target_names:
-            batch[name] = torch.tensor([ex[name] for ex in examples], dtype=torch.float32)
+            values = [ex[name] for ex in examples]
+            if isinstance(values[0], list):
+                values = [v for per_response in values for v in per_response]
+            batch[name] = torch.tensor(values, dtype=torch.float32)
         return batch

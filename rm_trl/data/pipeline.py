@@ -23,7 +23,7 @@ from .tokenize import (
     TRUNCATED_STATUSES,
     SequenceTemplate,
     fit_to_length,
-    has_duplicate,
+    has_conflicting_duplicate,
 )
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,10 @@ class PreparedData:
     report: DataReport
     layout: Layout
     template: SequenceTemplate
-    target_names: tuple[str, ...]
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        return self.layout.targets
 
 
 def is_prepared(dataset: Dataset) -> bool:
@@ -63,10 +66,11 @@ def prepare_dataset(
     """Validate, parse and tokenize `dataset`; raise or count every row that cannot be used as is."""
     if len(dataset) == 0:
         raise DataValidationError(f"the {split} dataset is empty")
-    layout = schema.detect(dataset.column_names, dataset[0])
+    options = dict(parse_options or {})
+    layout = schema.detect(dataset.column_names, dataset[0], **options)
     renderer = ChatRenderer(tokenizer) if layout.conversational else None
     template = SequenceTemplate.for_tokenizer(tokenizer, append_eos=append_eos, conversational=layout.conversational)
-    targets = schema.target_names(layout)
+    targets = layout.targets
     report = DataReport(split=split, rows_in=len(dataset))
     report.settings = {
         "format": layout.describe(),
@@ -77,8 +81,6 @@ def prepare_dataset(
         "suffix_tokens": tokenizer.convert_ids_to_tokens(list(template.suffix)),
     }
     logger.info("%s data: %s", split, layout.describe())
-
-    options = dict(parse_options or {})
 
     def parse_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         out: dict[str, list] = {ROW: [], "_prompt": [], "_responses": [], "_problems": []}
@@ -140,11 +142,12 @@ def prepare_dataset(
         flat_ids = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
         out: dict[str, list] = {PROMPT_IDS: [], RESPONSE_IDS: [], "_status": []}
         pos = 0
-        for prompt_ids, responses in zip(prompts, batch["_responses"]):
+        for i, (prompt_ids, responses) in enumerate(zip(prompts, batch["_responses"])):
             response_ids = flat_ids[pos : pos + len(responses)]
             pos += len(responses)
             prompt_ids, response_ids, status = fit_to_length(prompt_ids, response_ids, budget, truncation)
-            if status != OVERLENGTH and has_duplicate(response_ids):
+            labels = next((batch[n][i] for n in targets if isinstance(batch[n][i], list)), None)
+            if status != OVERLENGTH and has_conflicting_duplicate(response_ids, labels):
                 status = IDENTICAL_AFTER_TRUNCATION if status != OK else "identical_tokens"
             out[PROMPT_IDS].append(list(template.prefix) + prompt_ids)
             out[RESPONSE_IDS].append([r + list(template.suffix) for r in response_ids])
@@ -188,7 +191,7 @@ def prepare_dataset(
         raise DataValidationError(f"no usable rows left in the {split} data: {report.summary()}")
     log = logger.warning if (report.invalid or report.dropped or report.truncated) else logger.info
     log("Data report: %s", report.summary())
-    return PreparedData(tokenized, report, layout, template, targets)
+    return PreparedData(tokenized, report, layout, template)
 
 
 def _check_last_token_not_pad(dataset: Dataset, pad_token_id: int | None, split: str) -> None:

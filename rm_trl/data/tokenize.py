@@ -97,12 +97,17 @@ def fit_to_length(
     raise ValueError(f"unknown truncation policy {policy!r}")
 
 
-def has_duplicate(responses: list[list[int]]) -> bool:
-    """True when two responses of a row are the same token sequence (a pair that teaches nothing)."""
-    seen = set()
-    for r in responses:
-        key = tuple(r)
-        if key in seen:
+def has_conflicting_duplicate(responses: list[list[int]], labels: list | None = None) -> bool:
+    """True when two responses of a row are the same token sequence but carry different labels.
+
+    Such a row teaches nothing (a pair whose chosen and rejected are identical) or contradicts itself (a ranked
+    list giving one text two ranks). Without `labels` every response counts as differently labelled.
+    """
+    seen: dict[tuple[int, ...], object] = {}
+    for i, response in enumerate(responses):
+        label = i if labels is None else labels[i]
+        key = tuple(response)
+        if key in seen and seen[key] != label:
             return True
-        seen.add(key)
+        seen.setdefault(key, label)
     return False

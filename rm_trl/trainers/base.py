@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from accelerate.utils import is_peft_model
 from datasets import Dataset
-from transformers import PreTrainedModel, Trainer
+from transformers import PreTrainedModel, Trainer, set_seed
 from transformers.trainer_utils import EvalPrediction
 
 from .. import __version__
@@ -68,6 +68,7 @@ class RewardTrainer(Trainer):
         if args.use_cpu:
             _set_cpu_threads(args.cpu_threads)
         if isinstance(model, str):
+            set_seed(args.seed)  # the reward head is initialised at load time
             model, loaded_tokenizer = load_reward_model(
                 model, num_labels=self.num_labels(args), pad_token=args.pad_token
             )
@@ -110,7 +111,7 @@ class RewardTrainer(Trainer):
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
             processing_class=processing_class,
-            compute_metrics=compute_metrics or self.compute_eval_metrics,
+            compute_metrics=compute_metrics or self._compute_eval_metrics,
             callbacks=callbacks,
             optimizers=optimizers,
             **kwargs,
@@ -119,9 +120,16 @@ class RewardTrainer(Trainer):
         self._record_metadata()
 
     # ----- hooks a loss family overrides -------------------------------------------------------------------------
-    def num_labels(self, args: RewardConfig) -> int:
+    row_unit: str = "rows"
+
+    @classmethod
+    def num_labels(cls, args: RewardConfig) -> int:
         """Outputs of the reward head (1, or one per attribute for multi-attribute regression)."""
         return 1
+
+    def headline_metric(self) -> str:
+        """The evaluation metric a recipe prints first (without the `eval_` prefix)."""
+        return "accuracy"
 
     def parse_options(self, args: RewardConfig) -> dict[str, Any]:
         """Keyword options passed to the family's `RowSchema.parse`."""
@@ -135,12 +143,8 @@ class RewardTrainer(Trainer):
         """The loss and its settings, recorded in the exported config and model card."""
         return {}
 
-    def batch_metrics(self, rewards: torch.Tensor, inputs: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Metrics logged during training, from the (gathered, detached) rewards of one batch."""
-        return {}
-
-    def compute_eval_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
-        """Metrics over the whole evaluation set, from what `prediction_step` returned."""
+    def metrics(self, predictions: np.ndarray) -> dict[str, float]:
+        """Metrics from the per-row predictions `compute_loss` returns (training logs and evaluation alike)."""
         return {}
 
     # ----- shared machinery ---------------------------------------------------------------------------------------
@@ -186,15 +190,14 @@ class RewardTrainer(Trainer):
         outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
         return outputs.logits.float()
 
-    def track_batch_metrics(self, rewards: torch.Tensor, inputs: dict[str, torch.Tensor]) -> None:
+    def track_batch_metrics(self, predictions: torch.Tensor) -> None:
+        """Log the family's metrics for this training batch, gathered over processes."""
         if not self.model.training:
             return
         with torch.no_grad():
-            gathered = self.accelerator.gather_for_metrics(rewards.detach())
-            gathered_inputs = {
-                k: self.accelerator.gather_for_metrics(v) for k, v in inputs.items() if k in self.target_names
-            }
-            for key, value in self.batch_metrics(gathered, gathered_inputs).items():
+            predictions = self.accelerator.pad_across_processes(predictions.detach(), dim=1, pad_index=-1)
+            gathered = self.accelerator.gather_for_metrics(predictions).float().cpu().numpy()
+            for key, value in self.metrics(gathered).items():
                 self._train_metrics[key].append(value)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -203,17 +206,16 @@ class RewardTrainer(Trainer):
             self._train_metrics.clear()
         super().log(logs, start_time)
 
-    def eval_predictions(self, rewards: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """What evaluation collects per row (default: the rewards as returned by `compute_loss`)."""
-        return rewards
+    def _compute_eval_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
+        return self.metrics(prediction.predictions)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad(), self.compute_loss_context_manager():
-            loss, rewards = self.compute_loss(model, inputs, return_outputs=True)
+            loss, predictions = self.compute_loss(model, inputs, return_outputs=True)
         if prediction_loss_only:
             return loss.detach(), None, None
-        return loss.detach(), self.eval_predictions(rewards, inputs).detach(), inputs[ROW]
+        return loss.detach(), predictions.detach(), inputs[ROW]
 
     # ----- export -------------------------------------------------------------------------------------------------
     def _record_metadata(self) -> None:
@@ -246,6 +248,11 @@ class RewardTrainer(Trainer):
         model = model.get_base_model() if is_peft_model(model) else model
         return dict(getattr(model.config, METADATA_KEY, {}) or {})
 
+    def export_transform(self, model: PreTrainedModel, output_dir: str) -> PreTrainedModel:
+        """Family hook, run on the main process after training: return the model the main export should hold
+        (e.g. attribute heads folded into one reward). The default keeps `model` as it is."""
+        return model
+
     def save_reward_model(self, output_dir: str | None = None, metrics: dict[str, float] | None = None) -> str:
         """Save the portable export: a plain sequence-classification model + tokenizer + model card + data report.
 
@@ -254,24 +261,25 @@ class RewardTrainer(Trainer):
         """
         output_dir = output_dir or self.args.output_dir
         model = self.accelerator.unwrap_model(self.model)
+        peft = is_peft_model(model)
         metadata = self.reward_metadata()
         metadata["data"] = {name: report.summary() for name, report in self.data_reports.items()}
-        if is_peft_model(model):
-            self.save_model(os.path.join(output_dir, "adapter"))
-            if self.args.export_merged and self.args.should_save:
-                merged = model.merge_and_unload()
-                setattr(merged.config, METADATA_KEY, metadata)
-                merged.save_pretrained(output_dir)
+        setattr((model.get_base_model() if peft else model).config, METADATA_KEY, metadata)
+        self.save_model(os.path.join(output_dir, "adapter") if peft else output_dir)  # all ranks: sharded states
+        export_main = not peft or self.args.export_merged
+        if export_main and self.args.should_save:
+            final = model.merge_and_unload() if peft else model
+            exported = self.export_transform(final, output_dir)
+            if peft or exported is not final:
+                setattr(exported.config, METADATA_KEY, metadata)
+                exported.save_pretrained(output_dir)
                 self.processing_class.save_pretrained(output_dir)
-        else:
-            setattr(model.config, METADATA_KEY, metadata)
-            self.save_model(output_dir)
         if self.args.should_save:
             save_reports(self.data_reports, os.path.join(output_dir, "data_report.json"))
             if metrics:
                 save_metrics(output_dir, metrics)
             write_model_card(output_dir, metadata, metrics, model_ref=self.args.hub_model_id)
-            if not is_peft_model(model) or self.args.export_merged:
+            if export_main:
                 check_tokenizer_roundtrip(output_dir, self.processing_class)
         self.accelerator.wait_for_everyone()
         return output_dir

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
+import numpy as np
 from datasets import Dataset
-from transformers.trainer_utils import EvalPrediction
 
 from ..config import PairwiseRewardConfig
 from ..data.formats import PAIRWISE_SCHEMA
@@ -31,6 +30,7 @@ class PairwiseRewardTrainer(RewardTrainer):
     schema = PAIRWISE_SCHEMA
     family = "pairwise"
     args: PairwiseRewardConfig
+    row_unit = "pairs"
 
     def parse_options(self, args: PairwiseRewardConfig) -> dict[str, Any]:
         return {"turn_markers": tuple(args.turn_markers)}
@@ -63,13 +63,8 @@ class PairwiseRewardTrainer(RewardTrainer):
             loss = bradley_terry_loss(chosen, rejected, margin, label_smoothing=self.args.label_smoothing)
         if self.args.center_rewards_coefficient:
             loss = loss + self.args.center_rewards_coefficient * reward_centering_penalty(rewards)
-        self.track_batch_metrics(rewards, inputs)
+        self.track_batch_metrics(rewards)
         return (loss, rewards) if return_outputs else loss
 
-    def batch_metrics(self, rewards: torch.Tensor, inputs: dict[str, torch.Tensor]) -> dict[str, float]:
-        rewards = rewards.cpu().numpy()
-        return pairwise_metrics(rewards[:, 0], rewards[:, 1])
-
-    def compute_eval_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
-        rewards = prediction.predictions
-        return pairwise_metrics(rewards[:, 0], rewards[:, 1])
+    def metrics(self, predictions: np.ndarray) -> dict[str, float]:
+        return pairwise_metrics(predictions[:, 0], predictions[:, 1])

@@ -1,0 +1,158 @@
+"""Converters between feedback formats, where the data allows: rated -> ranked, rated -> pairwise,
+ranked -> pairwise. Each returns the new dataset and counts of what it made and what it left out.
+
+Responses are grouped by prompt (message-list prompts compare as JSON). Rated groups rank responses by score,
+ties sharing the smallest rank; a group with one response, or with all responses tied, yields nothing and is
+counted. Pairs from ratings carry `margin = score_chosen - score_rejected` (Llama 2's margin from a rating gap).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from datasets import Dataset
+
+from .formats import PAIRWISE, RANKED, RATED
+from .report import DataValidationError
+
+logger = logging.getLogger(__name__)
+
+
+def detect_format(column_names: Sequence[str]) -> str:
+    """Name the feedback format from the columns: pairwise, ranked or rated."""
+    columns = set(column_names)
+    if {"chosen", "rejected"} <= columns:
+        return PAIRWISE
+    if {"completions", "ranks"} <= columns:
+        return RANKED
+    if "response" in columns:
+        return RATED
+    raise DataValidationError(
+        f"cannot tell the data format from the columns {sorted(columns)}: expected chosen/rejected (pairwise), "
+        "completions/ranks (ranked) or response + score (rated)"
+    )
+
+
+def _key(prompt: Any) -> str:
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
+
+
+def ranks_from_scores(scores: Sequence[float], min_gap: float = 0.0) -> list[int]:
+    """Rank 0 = best; a response's rank is how many others score more than `min_gap` above it (ties share)."""
+    return [sum(1 for other in scores if other > s + min_gap) for s in scores]
+
+
+def _rated_groups(dataset: Dataset, score_column: str) -> tuple[list[tuple[Any, list[Any], list[float]]], int]:
+    if score_column not in dataset.column_names:
+        raise DataValidationError(f"rated data has no {score_column!r} column to convert with")
+    groups: dict[str, tuple[Any, list, list]] = {}
+    missing = 0
+    for prompt, response, score in zip(
+        dataset["prompt"] if "prompt" in dataset.column_names else [""] * len(dataset),
+        dataset["response"],
+        dataset[score_column],
+    ):
+        if score is None or score != score:  # None or NaN: no rating to convert
+            missing += 1
+            continue
+        _, responses, scores = groups.setdefault(_key(prompt), (prompt, [], []))
+        responses.append(response)
+        scores.append(float(score))
+    return list(groups.values()), missing
+
+
+def rated_to_ranked(
+    dataset: Dataset, score_column: str = "score", min_score_gap: float = 0.0
+) -> tuple[Dataset, dict[str, int]]:
+    """One ranked row per prompt: its rated responses, ranked by score."""
+    groups, missing = _rated_groups(dataset, score_column)
+    rows, stats = [], {"groups": len(groups), "rows_without_score": missing, "single_response": 0, "all_tied": 0}
+    for prompt, responses, scores in groups:
+        if len(responses) < 2:
+            stats["single_response"] += 1
+            continue
+        ranks = ranks_from_scores(scores, min_score_gap)
+        if len(set(ranks)) < 2:
+            stats["all_tied"] += 1
+            continue
+        rows.append({"prompt": prompt, "completions": responses, "ranks": ranks, "scores": scores})
+    stats["rows_out"] = len(rows)
+    return Dataset.from_list(rows), stats
+
+
+def _pairs(ranks: Sequence[int], strategy: str) -> list[tuple[int, int]]:
+    """Index pairs (better, worse) of one ranked group."""
+    order = sorted(range(len(ranks)), key=lambda i: ranks[i])
+    if strategy == "all_pairs":
+        return [(i, j) for i in order for j in order if ranks[i] < ranks[j]]
+    if strategy == "best_vs_worst":
+        return [(order[0], order[-1])]
+    if strategy == "adjacent":
+        levels: list[int] = []
+        for i in order:
+            if not levels or ranks[i] != ranks[levels[-1]]:
+                levels.append(i)
+        return list(zip(levels, levels[1:]))
+    raise ValueError(f"unknown pair strategy {strategy!r}")
+
+
+def ranked_to_pairwise(
+    dataset: Dataset, strategy: str = "all_pairs", scores_column: str | None = "scores"
+) -> tuple[Dataset, dict[str, int]]:
+    """Pairs (chosen, rejected) from each ranked row; with a per-completion `scores` column, pairs carry a margin."""
+    use_scores = scores_column is not None and scores_column in dataset.column_names
+    rows, stats = [], {"groups": len(dataset), "all_tied": 0, "identical_text": 0}
+    for row in dataset:
+        ranks = row["ranks"]
+        if ranks is None or len(set(ranks)) < 2:
+            stats["all_tied"] += 1
+            continue
+        for better, worse in _pairs(ranks, strategy):
+            chosen, rejected = row["completions"][better], row["completions"][worse]
+            if chosen == rejected:
+                stats["identical_text"] += 1
+                continue
+            pair = {"prompt": row["prompt"], "chosen": chosen, "rejected": rejected}
+            if use_scores:
+                pair["margin"] = float(row[scores_column][better]) - float(row[scores_column][worse])
+            rows.append(pair)
+    stats["rows_out"] = len(rows)
+    if not rows:
+        raise DataValidationError(f"no pairs could be made from the ranked data: {stats}")
+    return Dataset.from_list(rows), stats
+
+
+def rated_to_pairwise(
+    dataset: Dataset, score_column: str = "score", strategy: str = "all_pairs", min_score_gap: float = 0.0
+) -> tuple[Dataset, dict[str, int]]:
+    """Pairs of responses to the same prompt whose scores differ by more than `min_score_gap`; margin = gap."""
+    ranked, stats = rated_to_ranked(dataset, score_column, min_score_gap)
+    if len(ranked) == 0:
+        raise DataValidationError(f"no prompt has two differently rated responses: {stats}")
+    pairs, pair_stats = ranked_to_pairwise(ranked, strategy, scores_column="scores")
+    stats.update(pairs=pair_stats["rows_out"], identical_text=pair_stats["identical_text"], rows_out=len(pairs))
+    return pairs, stats
+
+
+def convert_for(dataset: Dataset, target: str, args) -> tuple[Dataset, dict[str, Any] | None]:
+    """Convert `dataset` to the `target` format a recipe trains on, following a `DataArguments`.
+
+    Returns the dataset unchanged (and `None`) when it is already in the target format.
+    """
+    source = args.source_format if args.source_format != "auto" else detect_format(dataset.column_names)
+    if source == target:
+        return dataset, None
+    if (source, target) == (RATED, PAIRWISE):
+        converted, stats = rated_to_pairwise(dataset, args.score_column, args.pair_strategy, args.min_score_gap)
+    elif (source, target) == (RANKED, PAIRWISE):
+        converted, stats = ranked_to_pairwise(dataset, args.pair_strategy)
+    elif (source, target) == (RATED, RANKED):
+        converted, stats = rated_to_ranked(dataset, args.score_column, args.min_score_gap)
+    else:
+        raise DataValidationError(f"cannot convert {source} data to {target}: the data does not hold that signal")
+    stats = {"from": source, "to": target, "strategy": args.pair_strategy if target == PAIRWISE else None, **stats}
+    logger.warning("Converted %s data to %s: %s", source, target, stats)
+    return converted, stats

@@ -1,0 +1,119 @@
+"""Pairwise data: one prompt, a chosen and a rejected response.
+
+Layouts (detected from the column names and the first row):
+- explicit prompt: `{"prompt": str, "chosen": str, "rejected": str}`
+- implicit prompt: `{"chosen": str, "rejected": str}` holding whole transcripts (raw hh-rlhf); the prompt is their
+  shared prefix, cut after the last turn marker (e.g. `"\\n\\nAssistant:"`).
+- conversational: the same with lists of `{"role", "content"}` messages, rendered with the tokenizer's chat
+  template (the prompt with `add_generation_prompt=True`, each response as the rest of the conversation).
+- an optional numeric `margin` column (Llama 2's preference strength).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..report import RowProblem
+from .common import (
+    ChatRenderer,
+    Layout,
+    ParsedRow,
+    RowSchema,
+    check_number,
+    check_prompt,
+    check_response,
+    render_responses,
+    require_columns,
+)
+
+PAIRWISE = "pairwise"
+
+
+def detect_pairwise_layout(column_names: Sequence[str], first_row: dict[str, Any], **_: Any) -> Layout:
+    """Detect the pairwise layout, or raise a `DataValidationError` that says which columns are missing."""
+    require_columns(PAIRWISE, column_names, ("chosen", "rejected"), ("prompt", "margin"))
+    return Layout(
+        kind=PAIRWISE,
+        implicit_prompt="prompt" not in column_names,
+        conversational=isinstance(first_row.get("chosen"), list),
+        targets=("margin",) if "margin" in column_names else (),
+    )
+
+
+def split_implicit_prompt(chosen: str, rejected: str, turn_markers: Sequence[str]) -> tuple[str, str, str]:
+    """Split two transcripts into (prompt, chosen_response, rejected_response) at the last shared turn marker.
+
+    Without a marker in the shared prefix, the split falls at the last whitespace before the texts differ.
+    """
+    n = 0
+    limit = min(len(chosen), len(rejected))
+    while n < limit and chosen[n] == rejected[n]:
+        n += 1
+    shared = chosen[:n]
+    cut = -1
+    for marker in turn_markers:
+        pos = shared.rfind(marker)
+        if pos >= 0:
+            cut = max(cut, pos + len(marker))
+    if cut < 0:
+        cut = max(shared.rfind(" "), shared.rfind("\n"))
+        cut = 0 if cut < 0 else cut
+    return chosen[:cut], chosen[cut:], rejected[cut:]
+
+
+def _common_message_prefix(a: list[dict], b: list[dict]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def parse_pairwise_row(
+    row: dict[str, Any],
+    index: int,
+    layout: Layout,
+    *,
+    renderer: ChatRenderer | None,
+    turn_markers: Sequence[str] = (),
+    **_: Any,
+) -> ParsedRow | list[RowProblem]:
+    """Validate one pairwise row and return it parsed, or the list of its problems."""
+    problems: list[RowProblem] = []
+    chosen, rejected = row.get("chosen"), row.get("rejected")
+    conversational = layout.conversational
+    ok = check_response(index, "chosen", chosen, problems, conversational)
+    ok &= check_response(index, "rejected", rejected, problems, conversational)
+    if not layout.implicit_prompt:
+        ok &= check_prompt(index, row.get("prompt"), problems, conversational)
+    targets: dict[str, float] = {}
+    if "margin" in layout.targets:
+        if check_number(index, "margin", row.get("margin"), problems):
+            targets["margin"] = float(row["margin"])
+        else:
+            ok = False
+    if not ok:
+        return problems
+
+    if conversational and layout.implicit_prompt:
+        n = _common_message_prefix(chosen, rejected)
+        prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
+        if not chosen or not rejected:
+            return [RowProblem(index, "rejected", "identical", "chosen and rejected conversations are identical")]
+    elif layout.implicit_prompt:
+        prompt, chosen, rejected = split_implicit_prompt(chosen, rejected, turn_markers)
+    else:
+        prompt = row["prompt"]
+    rendered = render_responses(index, prompt, [chosen, rejected], renderer, "chosen")
+    if isinstance(rendered, list):
+        return rendered
+    prompt_text, (chosen_text, rejected_text) = rendered
+    if chosen_text == rejected_text:
+        return [RowProblem(index, "rejected", "identical", "chosen and rejected responses are identical")]
+    if not chosen_text.strip() or not rejected_text.strip():
+        which = "chosen" if not chosen_text.strip() else "rejected"
+        return [RowProblem(index, which, "empty", "response is empty once the shared prompt is removed")]
+    return ParsedRow(prompt=prompt_text, responses=[chosen_text, rejected_text], targets=targets)
+
+
+PAIRWISE_SCHEMA = RowSchema(name=PAIRWISE, detect=detect_pairwise_layout, parse=parse_pairwise_row)
