@@ -303,10 +303,6 @@ class ContrastiveRewardConfig(RewardConfig):
     temperature: float = field(default=1.0, metadata={"help": "InfoNCE temperature."})
     in_batch_negatives: bool = field(default=True, metadata={"help": "Use other rows' rejected as negatives."})
     ranking_margin: float = field(default=1.0, metadata={"help": "Margin of the margin-ranking loss."})
-    turn_markers: list[str] = field(
-        default_factory=lambda: list(DEFAULT_TURN_MARKERS),
-        metadata={"help": "Markers that end the prompt in implicit-prompt transcripts."},
-    )
 
     loss_types: ClassVar[tuple[str, ...]] = CONTRASTIVE_LOSSES
 

@@ -102,7 +102,7 @@ def load_tokenizer(name_or_path: str, *, revision: str | None = None, trust_remo
 def load_reward_model(
     name_or_path: str,
     *,
-    num_labels: int = 1,
+    num_labels: int | None = 1,
     dtype: str | None = "float32",
     revision: str | None = None,
     trust_remote_code: bool = False,
@@ -111,7 +111,8 @@ def load_reward_model(
     pad_token: str | None = None,
     **model_kwargs,
 ):
-    """Load any Hub id or local checkpoint as a reward model with `num_labels` outputs, plus its tokenizer.
+    """Load any Hub id or local checkpoint as a reward model with `num_labels` outputs (`None`: as saved), plus its
+    tokenizer.
 
     Weights are loaded with safetensors only; remote code runs only with `trust_remote_code=True`. The pad token
     is set up with `setup_pad_token`. A folder holding a LoRA adapter saved by rm-trl (`adapter_config.json`) is
@@ -125,6 +126,8 @@ def load_reward_model(
         from peft import PeftConfig
 
         adapter_config = PeftConfig.from_pretrained(path)
+        if num_labels is None:  # the base checkpoint does not know the head size; the adapter's saved head does
+            num_labels = _adapter_head_size(path)
     kwargs = dict(model_kwargs)
     if dtype not in (None, "auto"):
         kwargs["dtype"] = dtype
@@ -136,9 +139,10 @@ def load_reward_model(
         if not getattr(quantization_config, "llm_int8_skip_modules", None):
             quantization_config.llm_int8_skip_modules = ["score", "classifier"]
         kwargs["quantization_config"] = quantization_config
+    if num_labels is not None:  # None keeps the checkpoint's own number of outputs
+        kwargs["num_labels"] = num_labels
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_model_path(adapter_config.base_model_name_or_path) if adapter_config else path,
-        num_labels=num_labels,
         revision=revision,
         trust_remote_code=trust_remote_code,
         use_safetensors=True,
@@ -154,6 +158,16 @@ def load_reward_model(
         model = PeftModel.from_pretrained(model, path)
     setup_pad_token(model, tokenizer, pad_token)
     return model, tokenizer
+
+
+def _adapter_head_size(adapter_dir: str) -> int:
+    from safetensors import safe_open
+
+    with safe_open(os.path.join(adapter_dir, "adapter_model.safetensors"), framework="pt") as f:
+        for key in f.keys():
+            if key.endswith(("score.weight", "classifier.weight", "out_proj.weight")):
+                return f.get_slice(key).get_shape()[0]
+    return 1
 
 
 def reward_head_names(model: PreTrainedModel) -> list[str]:

@@ -103,6 +103,11 @@ def test_recipe_on_a_tiny_config(family, tiny_model_dir, tmp_path):
     assert os.path.exists(tmp_path / "out" / "model.safetensors")
     meta = json.load(open(tmp_path / "out" / "config.json"))["rm_trl"]
     assert meta["family"] == family
+    report = json.load(open(tmp_path / "out" / "data_report.json"))
+    if family == "contrastive":  # ranked lists became best-vs-worst pairs, and the report says so
+        converted = report["train"]["settings"]["converted"]
+        assert converted["from"] == "ranked" and converted["strategy"] == "best_vs_worst"
+        assert report["train"]["rows_in"] == converted["rows_out"] == len(train_rows)
 
 
 def test_recipe_without_config_uses_the_offline_demo(tmp_path):

@@ -1,0 +1,88 @@
+"""Evaluate a saved reward model on any dataset (pairwise, rated or ranked), print the table, write the report.
+
+    python recipes/evaluate.py model=outputs/pairwise-demo data=data/demo/pairwise_test.jsonl
+    python recipes/evaluate.py --model outputs/pointwise-wmt-mqm --data ../shared/data/wmt-mqm-ted/rated_ende_test.jsonl
+    python recipes/evaluate.py model=my-org/my-rm data=my-org/prefs split=test subset_column=category
+
+`key=value` and `--key value` both work. Writes eval.json, eval.md and PNG plots to `output_dir`
+(default: `<model>/eval` for a local model).
+"""
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser
+
+from rm_trl.data import load_data
+from rm_trl.eval_report import metrics_table, subsets_table, write_eval_report
+from rm_trl.evaluation import evaluate_dataset
+from rm_trl.scoring import RewardScorer
+
+
+@dataclass
+class EvalArguments:
+    model: str = field(metadata={"help": "Saved reward model: local folder (export or adapter) or Hub id."})
+    data: str = field(metadata={"help": "Data to evaluate on: local file, folder or Hub dataset."})
+    split: str = field(default="test", metadata={"help": "Split, for Hub datasets and DatasetDicts."})
+    data_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
+    format: str = field(default="auto", metadata={"help": "pairwise, rated, ranked or auto (from the columns)."})
+    subset_column: str | None = field(default=None, metadata={"help": "Column naming each row's subset."})
+    score_column: str = field(default="score", metadata={"help": "Gold score column of rated data."})
+    output_dir: str | None = field(default=None, metadata={"help": "Where to write the report."})
+    batch_tokens: int = field(default=16384, metadata={"help": "Padded tokens per forward."})
+    max_length: int | None = field(default=None, metadata={"help": "Default: the length the model trained with."})
+    truncation: str = field(default="truncate_prompt", metadata={"help": "Over-length policy while scoring."})
+    invalid_rows: str = field(default="error", metadata={"help": "error or skip (counted)."})
+    max_samples: int | None = field(default=None, metadata={"help": "Evaluate only the first N rows."})
+    bootstrap_samples: int = field(default=1000, metadata={"help": "Bootstrap resamples for the intervals."})
+    dtype: str = field(default="float32", metadata={"help": "Model dtype."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow models that ship code."})
+
+
+def main(args: EvalArguments) -> dict:
+    scorer = RewardScorer.from_pretrained(
+        args.model,
+        dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code,
+        max_length=args.max_length,
+        truncation=args.truncation,
+        batch_tokens=args.batch_tokens,
+    )
+    dataset = load_data(args.data, args.split, args.data_config)
+    if args.max_samples is not None:
+        dataset = dataset.select(range(min(args.max_samples, len(dataset))))
+    result = evaluate_dataset(
+        scorer,
+        dataset,
+        kind=None if args.format == "auto" else args.format,
+        subset_column=args.subset_column,
+        score_column=args.score_column,
+        progress=True,
+        bootstrap_samples=args.bootstrap_samples,
+        invalid_rows=args.invalid_rows,
+    )
+    output_dir = args.output_dir or (os.path.join(args.model, "eval") if os.path.isdir(args.model) else "outputs/eval")
+    paths = write_eval_report(result, output_dir, title=f"{args.model} on {args.data}")
+    print(metrics_table(result))
+    if result.subsets:
+        print(subsets_table(result))
+    print(f"report {os.path.abspath(paths['markdown'])}")
+    return result.to_dict()
+
+
+def to_flags(argv: list[str]) -> list[str]:
+    """Accept `key=value` as well as `--key value`."""
+    out = []
+    for arg in argv:
+        if not arg.startswith("-") and "=" in arg:
+            key, value = arg.split("=", 1)
+            out += [f"--{key}", value]
+        else:
+            out.append(arg)
+    return out
+
+
+if __name__ == "__main__":
+    (eval_args,) = HfArgumentParser(EvalArguments).parse_args_into_dataclasses(to_flags(sys.argv[1:]))
+    main(eval_args)

@@ -1,0 +1,120 @@
+"""Evaluation reports: JSON for machines, Markdown for people, PNG plots where a picture says it faster."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from .evaluation import EvalResult
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:.0f}" if value.is_integer() and abs(value) >= 10 else f"{value:.4f}"
+    return str(value)
+
+
+def metrics_table(result: EvalResult) -> str:
+    """A Markdown table of every metric, with its 95% bootstrap interval where one was computed."""
+    lines = ["| metric | value | 95% CI |", "|---|---|---|"]
+    for name, value in result.metrics.items():
+        interval = result.intervals.get(name)
+        ci = f"[{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else ""
+        lines.append(f"| {name} | {_fmt(value)} | {ci} |")
+    return "\n".join(lines)
+
+
+def subsets_table(result: EvalResult) -> str:
+    if not result.subsets:
+        return ""
+    keys = list(next(iter(result.subsets.values())))
+    lines = ["| subset | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for name, values in result.subsets.items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(values[k]) for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def write_eval_report(result: EvalResult, output_dir: str, title: str = "Reward model evaluation") -> dict[str, str]:
+    """Write `eval.json`, `eval.md` and the plots into `output_dir`; returns the paths written."""
+    os.makedirs(output_dir, exist_ok=True)
+    paths = {"json": os.path.join(output_dir, "eval.json"), "markdown": os.path.join(output_dir, "eval.md")}
+    with open(paths["json"], "w", encoding="utf-8") as f:
+        json.dump(result.to_dict(), f, indent=2, default=float)
+    paths.update(write_plots(result, output_dir))
+    report = result.report or {}
+    sections = [
+        f"# {title}",
+        f"Data: {result.kind}; {report.get('rows_out', '?')} of {report.get('rows_in', '?')} rows scored"
+        + (f"; truncated {report.get('truncated')}" if report.get("truncated") else "")
+        + (f"; left out {report.get('dropped')} {report.get('skipped_invalid')}" if report.get("dropped") else ""),
+        metrics_table(result),
+    ]
+    if result.subsets:
+        sections += ["## Per subset", subsets_table(result)]
+    if result.kind == "rated":
+        sections.append(
+            "MAE and RMSE are measured after an affine least-squares fit of the rewards to the scores "
+            "on the evaluated rows (`fit_slope`, `fit_intercept`)."
+        )
+    sections += [f"![{name}]({os.path.basename(path)})" for name, path in paths.items() if path.endswith(".png")]
+    with open(paths["markdown"], "w", encoding="utf-8") as f:
+        f.write("\n\n".join(sections) + "\n")
+    return paths
+
+
+def write_plots(result: EvalResult, output_dir: str) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves, paths = result.curves, {}
+
+    def save(fig, name):
+        path = os.path.join(output_dir, f"{name}.png")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths[name] = path
+
+    if "chosen" in curves:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        labels = ("chosen", "rejected") if result.kind == "pairwise" else ("best-ranked", "others")
+        bins = np.histogram_bin_edges(np.concatenate([curves["chosen"], curves["rejected"]]), bins=30)
+        ax.hist(curves["chosen"], bins=bins, alpha=0.6, label=labels[0])
+        ax.hist(curves["rejected"], bins=bins, alpha=0.6, label=labels[1])
+        ax.set_xlabel("reward")
+        ax.set_ylabel("responses")
+        ax.legend()
+        save(fig, "reward_histogram")
+    if curves.get("reliability"):
+        fig, ax = plt.subplots(figsize=(3.6, 3.4))
+        conf = [b["confidence"] for b in curves["reliability"]]
+        acc = [b["accuracy"] for b in curves["reliability"]]
+        ax.plot([0.5, 1], [0.5, 1], "k--", lw=1, label="perfect")
+        ax.plot(conf, acc, "o-", label=f"model (ECE {result.metrics.get('ece', float('nan')):.3f})")
+        ax.set_xlabel("confidence max(p, 1-p)")
+        ax.set_ylabel("accuracy")
+        ax.legend(fontsize=8)
+        save(fig, "reliability")
+    if "gold" in curves:
+        fig, ax = plt.subplots(figsize=(4, 3.4))
+        ax.scatter(curves["gold"], curves["predicted"], s=6, alpha=0.4)
+        ax.set_xlabel("gold score")
+        ax.set_ylabel("reward")
+        ax.set_title(f"Spearman {result.metrics.get('spearman', float('nan')):.3f}", fontsize=9)
+        save(fig, "predicted_vs_gold")
+    if "lengths" in curves and len(curves["lengths"]):
+        fig, ax = plt.subplots(figsize=(4, 3.4))
+        ax.scatter(curves["lengths"], curves["rewards"], s=6, alpha=0.4)
+        ax.set_xlabel("response length (tokens)")
+        ax.set_ylabel("reward")
+        ax.set_title(f"Spearman {result.metrics.get('length_reward_spearman', float('nan')):.3f}", fontsize=9)
+        save(fig, "reward_vs_length")
+    return paths

@@ -1,0 +1,173 @@
+"""Score data with a trained reward model, tokenized exactly as in training, batched by length.
+
+`RewardScorer` is the one scoring path of rm-trl: evaluation, the `rm-trl score` CLI and the reward server all use
+it. Rows go through the same data pipeline as training (format detection, validation, the model's EOS rule,
+truncation with counts), are sorted by length and packed into batches under a token budget (so little compute is
+spent on padding), and the rewards are returned in the original row order.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset
+
+from .data.collators import RewardDataCollator
+from .data.converters import detect_format
+from .data.formats import SCHEMAS
+from .data.pipeline import PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, prepare_dataset
+from .export import get_metadata
+from .modeling import load_reward_model
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_LENGTH = 2048
+
+
+@dataclass
+class ScoredData:
+    """Rewards for every kept row: `rewards[i]` is a `[K, num_labels]` array for `prepared.dataset[i]`."""
+
+    prepared: PreparedData
+    rewards: list[np.ndarray]
+
+    @property
+    def rows(self) -> list[int]:
+        """Source row number of each scored row."""
+        return self.prepared.dataset[ROW]
+
+    def scalar_rewards(self) -> list[np.ndarray]:
+        """The first output per response (the reward a consumer reads), `[K]` per row."""
+        return [r[:, 0] for r in self.rewards]
+
+
+def length_sorted_batches(lengths: list[int], sizes: list[int], batch_tokens: int, max_rows: int) -> list[list[int]]:
+    """Group row indices into batches whose padded size (sequences x longest) stays within `batch_tokens`.
+
+    Rows are taken from longest to shortest, so each batch holds rows of similar length; a row that alone exceeds
+    the budget gets a batch of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    sequences = longest = 0
+    for i in order:
+        new_sequences, new_longest = sequences + sizes[i], max(longest, lengths[i])
+        if current and (new_sequences * new_longest > batch_tokens or len(current) >= max_rows):
+            batches.append(current)
+            current, new_sequences, new_longest = [], sizes[i], lengths[i]
+        current.append(i)
+        sequences, longest = new_sequences, new_longest
+    if current:
+        batches.append(current)
+    return batches
+
+
+class RewardScorer:
+    """Scores datasets (pairwise, rated or ranked) with a reward model.
+
+    Args:
+        model / tokenizer: a loaded reward model and its tokenizer (see `from_pretrained`).
+        max_length, truncation, append_eos: tokenization settings; by default those the model was trained with
+            (recorded in its `rm_trl` config entry). The default truncation keeps rows (`truncate_prompt`) rather
+            than dropping them, so an evaluation never loses test rows silently; truncated rows are counted.
+        batch_tokens: padded tokens per forward (sequences x longest sequence).
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        max_length: int | None = None,
+        truncation: str = "truncate_prompt",
+        append_eos: bool | None = None,
+        batch_tokens: int = 16384,
+        max_batch_rows: int = 256,
+        device: str | torch.device | None = None,
+    ):
+        metadata = get_metadata(model) or {}
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.metadata = metadata
+        self.max_length = (
+            max_length
+            or metadata.get("max_length")
+            or min(getattr(tokenizer, "model_max_length", DEFAULT_MAX_LENGTH), DEFAULT_MAX_LENGTH)
+        )
+        self.truncation = truncation
+        self.append_eos = append_eos if append_eos is not None else metadata.get("append_eos")
+        self.batch_tokens = batch_tokens
+        self.max_batch_rows = max_batch_rows
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model.to(self.device)
+        self.collator = RewardDataCollator(pad_token_id=tokenizer.pad_token_id)
+
+    @classmethod
+    def from_pretrained(cls, path: str, **kwargs: Any) -> RewardScorer:
+        """Load a saved reward model (full export or rm-trl adapter folder) and wrap it."""
+        load_keys = ("dtype", "trust_remote_code", "revision", "attn_implementation")
+        load_kwargs = {k: kwargs.pop(k) for k in load_keys if k in kwargs}
+        model, tokenizer = load_reward_model(path, num_labels=None, **load_kwargs)
+        return cls(model, tokenizer, **kwargs)
+
+    def prepare(self, dataset: Dataset, kind: str | None = None, split: str = "eval", **parse_options) -> PreparedData:
+        kind = kind or detect_format(dataset.column_names)
+        return prepare_dataset(
+            dataset,
+            SCHEMAS[kind],
+            self.tokenizer,
+            split=split,
+            max_length=self.max_length,
+            truncation=self.truncation,
+            invalid_rows=parse_options.pop("invalid_rows", "error"),
+            append_eos=self.append_eos,
+            parse_options=parse_options,
+        )
+
+    @torch.no_grad()
+    def score_prepared(self, prepared: PreparedData, progress: bool = False) -> ScoredData:
+        data = prepared.dataset
+        prompts, responses = data[PROMPT_IDS], data[RESPONSE_IDS]
+        lengths = [len(p) + max(len(r) for r in rs) for p, rs in zip(prompts, responses)]
+        sizes = [len(rs) for rs in responses]
+        batches = length_sorted_batches(lengths, sizes, self.batch_tokens, self.max_batch_rows)
+        rewards: list[np.ndarray | None] = [None] * len(data)
+        iterator = batches
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(batches, desc="Scoring", unit="batch")
+        for batch_rows in iterator:
+            examples = [{ROW: i, PROMPT_IDS: prompts[i], RESPONSE_IDS: responses[i]} for i in batch_rows]
+            batch = self.collator(examples)
+            logits = (
+                self.model(
+                    input_ids=batch["input_ids"].to(self.device), attention_mask=batch["attention_mask"].to(self.device)
+                )
+                .logits.float()
+                .cpu()
+                .numpy()
+            )
+            start = 0
+            for i in batch_rows:
+                rewards[i] = logits[start : start + sizes[i]]
+                start += sizes[i]
+        return ScoredData(prepared=prepared, rewards=rewards)
+
+    def score(self, dataset: Dataset, kind: str | None = None, progress: bool = False, **parse_options) -> ScoredData:
+        """Validate, tokenize and score `dataset`; rows that cannot be scored raise (or are counted if skipped)."""
+        return self.score_prepared(self.prepare(dataset, kind, **parse_options), progress=progress)
+
+    def score_texts(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        """Rewards of `(prompt, response)` pairs given as plain text."""
+        data = Dataset.from_dict({"prompt": prompts, "response": responses, "score": [0.0] * len(prompts)})
+        scored = self.score(data, kind="rated")
+        out = np.full(len(prompts), np.nan)
+        for row, reward in zip(scored.rows, scored.scalar_rewards()):
+            out[row] = reward[0]
+        return out
