@@ -46,7 +46,8 @@ def train(run: dict, base: dict, output_dir: str) -> dict:
     with open(log_path, "w") as log:
         child = subprocess.Popen(
             [sys.executable, os.path.join(RECIPES_DIR, f"{run['family']}.py"), "--config", config_path],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         _, status, usage = os.wait4(child.pid, 0)
     os.unlink(config_path)
@@ -88,13 +89,21 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"== {name}: evaluating on {config['test_data']}", flush=True)
         scorer = RewardScorer.from_pretrained(run_dir)
         result = evaluate_dataset(
-            scorer, test, subset_column=config.get("subset_column"), score_column=config.get("score_column", "score"),
+            scorer,
+            test,
+            subset_column=config.get("subset_column"),
+            score_column=config.get("score_column", "score"),
             bootstrap_samples=args.bootstrap_samples,
         )
         write_eval_report(result, os.path.join(run_dir, "eval"), title=f"{name} on {config['test_data']}")
-        rows[name] = {"family": run["family"], "loss": scorer.metadata.get("loss", {}), **cost,
-                      "kind": result.kind, "metrics": result.metrics,
-                      "intervals": {k: list(v) for k, v in result.intervals.items()}}
+        rows[name] = {
+            "family": run["family"],
+            "loss": scorer.metadata.get("loss", {}),
+            **cost,
+            "kind": result.kind,
+            "metrics": result.metrics,
+            "intervals": {k: list(v) for k, v in result.intervals.items()},
+        }
     summary = {"config": config, "runs": rows}
     os.makedirs(output_dir, exist_ok=True)
     with open(results_path, "w") as f:

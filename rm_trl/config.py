@@ -186,6 +186,8 @@ class PairwiseRewardConfig(RewardConfig):
             Use the dataset's `margin` column (Llama 2's preference-strength margin) when there is one.
         margin_scale (`float`, defaults to `1.0`):
             Multiplies the margin column before it enters the loss.
+        fixed_margin (`float`, defaults to `0.0`):
+            A margin added to every pair (a constant-margin Bradley-Terry / hinge), on top of any margin column.
         label_smoothing (`float`, defaults to `0.0`):
             Conservative Bradley-Terry: the label is `1 - eps` for chosen, `eps` for rejected, which models annotator
             noise and keeps rewards from growing without bound.
@@ -199,6 +201,7 @@ class PairwiseRewardConfig(RewardConfig):
     )
     use_margin: bool = field(default=True, metadata={"help": "Use the dataset's `margin` column if present."})
     margin_scale: float = field(default=1.0, metadata={"help": "Scale applied to the margin column."})
+    fixed_margin: float = field(default=0.0, metadata={"help": "Margin added to every pair."})
     label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing epsilon for Bradley-Terry."})
     hinge_margin: float = field(default=1.0, metadata={"help": "Minimum reward gap for the hinge loss."})
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from datasets import Dataset
 
+from .config import DEFAULT_TURN_MARKERS
 from .data.collators import RewardDataCollator
 from .data.converters import detect_format
 from .data.formats import SCHEMAS
@@ -117,6 +118,7 @@ class RewardScorer:
 
     def prepare(self, dataset: Dataset, kind: str | None = None, split: str = "eval", **parse_options) -> PreparedData:
         kind = kind or detect_format(dataset.column_names)
+        parse_options.setdefault("turn_markers", DEFAULT_TURN_MARKERS)
         return prepare_dataset(
             dataset,
             SCHEMAS[kind],

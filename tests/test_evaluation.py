@@ -95,11 +95,22 @@ def trained_pairwise(tmp_path_factory, smol_tokenizer_dir):
     tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
     tokenizer.pad_token = None
     out = tmp_path_factory.mktemp("pairwise_model")
-    args = PairwiseRewardConfig(output_dir=str(out), num_train_epochs=2, learning_rate=3e-3,
-                                per_device_train_batch_size=8, max_length=48, report_to="none", save_strategy="no",
-                                disable_tqdm=True)
-    trainer = PairwiseRewardTrainer(model=make_tiny_llama(tokenizer), args=args, processing_class=tokenizer,
-                                    train_dataset=Dataset.from_list(learnable_pairs(96)))
+    args = PairwiseRewardConfig(
+        output_dir=str(out),
+        num_train_epochs=2,
+        learning_rate=3e-3,
+        per_device_train_batch_size=8,
+        max_length=48,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+    )
+    trainer = PairwiseRewardTrainer(
+        model=make_tiny_llama(tokenizer),
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=Dataset.from_list(learnable_pairs(96)),
+    )
     trainer.train()
     trainer.save_reward_model()
     return str(out)
@@ -110,10 +121,12 @@ def test_scores_do_not_depend_on_batch_size(trained_pairwise):
     for i, row in enumerate(rows):
         row["subset"] = "a" if i % 3 else "b"
     data = Dataset.from_list(rows)
-    small = evaluate_dataset(RewardScorer.from_pretrained(trained_pairwise, batch_tokens=40), data,
-                             bootstrap_samples=50)
-    large = evaluate_dataset(RewardScorer.from_pretrained(trained_pairwise, batch_tokens=100_000), data,
-                             bootstrap_samples=50)
+    small = evaluate_dataset(
+        RewardScorer.from_pretrained(trained_pairwise, batch_tokens=40), data, bootstrap_samples=50
+    )
+    large = evaluate_dataset(
+        RewardScorer.from_pretrained(trained_pairwise, batch_tokens=100_000), data, bootstrap_samples=50
+    )
     assert small.metrics.keys() == large.metrics.keys()
     for key in small.metrics:
         assert small.metrics[key] == pytest.approx(large.metrics[key], abs=1e-5, nan_ok=True), key
@@ -172,8 +185,16 @@ def run(cmd, cwd=REPO_ROOT):
 
 def test_evaluate_recipe_key_value_cli(trained_pairwise, tmp_path):
     Dataset.from_list(learnable_pairs(24, seed=6)).to_json(tmp_path / "test.jsonl")
-    stdout = run([sys.executable, os.path.join(REPO_ROOT, "recipes", "evaluate.py"), f"model={trained_pairwise}",
-                  f"data={tmp_path / 'test.jsonl'}", f"output_dir={tmp_path / 'eval'}", "bootstrap_samples=50"])
+    stdout = run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "recipes", "evaluate.py"),
+            f"model={trained_pairwise}",
+            f"data={tmp_path / 'test.jsonl'}",
+            f"output_dir={tmp_path / 'eval'}",
+            "bootstrap_samples=50",
+        ]
+    )
     assert "| accuracy |" in stdout and "report " in stdout
     assert {"eval.md", "eval.json", "reliability.png"} <= set(os.listdir(tmp_path / "eval"))
 
@@ -188,9 +209,17 @@ def test_compare_recipe_one_row_per_run(tiny_llama, tmp_path):
         "name": "tiny comparison",
         "output_dir": str(tmp_path / "cmp"),
         "test_data": str(tmp_path / "test.jsonl"),
-        "base": {"model_name_or_path": str(tmp_path / "base"), "train_data": str(tmp_path / "train.jsonl"),
-                 "max_length": 48, "max_steps": 4, "learning_rate": 3.0e-3, "per_device_train_batch_size": 8,
-                 "report_to": "none", "save_strategy": "no", "disable_tqdm": True},
+        "base": {
+            "model_name_or_path": str(tmp_path / "base"),
+            "train_data": str(tmp_path / "train.jsonl"),
+            "max_length": 48,
+            "max_steps": 4,
+            "learning_rate": 3.0e-3,
+            "per_device_train_batch_size": 8,
+            "report_to": "none",
+            "save_strategy": "no",
+            "disable_tqdm": True,
+        },
         "runs": [
             {"name": "mse", "family": "pointwise", "loss_type": "mse"},
             {"name": "huber", "family": "pointwise", "loss_type": "huber"},
@@ -199,8 +228,16 @@ def test_compare_recipe_one_row_per_run(tiny_llama, tmp_path):
         ],
     }
     (tmp_path / "cmp.yaml").write_text(yaml.safe_dump(config))
-    stdout = run([sys.executable, os.path.join(REPO_ROOT, "recipes", "compare.py"), "--config",
-                  str(tmp_path / "cmp.yaml"), "--bootstrap_samples", "50"])
+    stdout = run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "recipes", "compare.py"),
+            "--config",
+            str(tmp_path / "cmp.yaml"),
+            "--bootstrap_samples",
+            "50",
+        ]
+    )
     summary = json.load(open(tmp_path / "cmp" / "comparison.json"))
     assert list(summary["runs"]) == ["mse", "huber", "bt-from-ratings", "listwise"]
     for row in summary["runs"].values():

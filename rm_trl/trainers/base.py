@@ -132,8 +132,8 @@ class RewardTrainer(Trainer):
         return "accuracy"
 
     def parse_options(self, args: RewardConfig) -> dict[str, Any]:
-        """Keyword options passed to the family's `RowSchema.parse`."""
-        return {}
+        """Keyword options passed to the family's `RowSchema.detect` and `parse` (each takes what it needs)."""
+        return {"turn_markers": tuple(args.turn_markers)}
 
     def adapt_raw_dataset(self, dataset: Dataset, args: RewardConfig) -> Dataset:
         """Last chance to reshape a raw dataset before validation (e.g. drop a column the config ignores)."""

@@ -32,9 +32,6 @@ class PairwiseRewardTrainer(RewardTrainer):
     args: PairwiseRewardConfig
     row_unit = "pairs"
 
-    def parse_options(self, args: PairwiseRewardConfig) -> dict[str, Any]:
-        return {"turn_markers": tuple(args.turn_markers)}
-
     def adapt_raw_dataset(self, dataset: Dataset, args: PairwiseRewardConfig) -> Dataset:
         if not args.use_margin and "margin" in dataset.column_names:
             return dataset.remove_columns("margin")
@@ -45,6 +42,8 @@ class PairwiseRewardTrainer(RewardTrainer):
         described: dict[str, Any] = {"type": args.loss_type}
         if "margin" in self.target_names:
             described["margin_scale"] = args.margin_scale
+        if args.fixed_margin:
+            described["fixed_margin"] = args.fixed_margin
         if args.loss_type == "bradley_terry" and args.label_smoothing:
             described["label_smoothing"] = args.label_smoothing
         if args.loss_type == "hinge":
@@ -57,6 +56,8 @@ class PairwiseRewardTrainer(RewardTrainer):
         rewards = self.compute_rewards(model, inputs).view(-1, 2)  # rows of (chosen, rejected)
         chosen, rejected = rewards[:, 0], rewards[:, 1]
         margin = inputs["margin"] * self.args.margin_scale if "margin" in inputs else None
+        if self.args.fixed_margin:
+            margin = self.args.fixed_margin if margin is None else margin + self.args.fixed_margin
         if self.args.loss_type == "hinge":
             loss = pairwise_hinge_loss(chosen, rejected, margin, hinge_margin=self.args.hinge_margin)
         else:

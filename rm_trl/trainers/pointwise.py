@@ -49,7 +49,9 @@ class PointwiseRewardTrainer(RewardTrainer):
         return "spearman" if len(columns) == 1 else f"spearman_{columns[0]}"
 
     def parse_options(self, args: PointwiseRewardConfig) -> dict[str, Any]:
-        return {"score_columns": tuple(args.score_columns), "binary_labels": args.loss_type == "bce"}
+        options = super().parse_options(args)
+        options.update(score_columns=tuple(args.score_columns), binary_labels=args.loss_type == "bce")
+        return options
 
     def _score_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
         columns = self.args.score_columns
