@@ -74,6 +74,18 @@ class RewardConfig(TrainingArguments):
         export_merged (`bool`, defaults to `True`):
             When training with LoRA, `save_reward_model` also merges the adapter into the base weights and saves a
             plain sequence-classification model (loadable anywhere); the adapter goes to `<output_dir>/adapter`.
+        > Throughput
+
+        packing (`bool`, defaults to `True`):
+            For decoders, encode each prompt once for all its responses: one packed sequence per row, with an
+            attention mask that keeps responses apart (rewards equal separate forwards). Encoders, and attention
+            implementations that cannot take a custom 4D mask, fall back to plain padded batches (logged).
+        pack_rows_tokens (`int` or `None`, defaults to `None`):
+            With `packing`, also pack several rows into one sequence of up to this many tokens (padding-free).
+        train_sampling_strategy (`str`, defaults to `"group_by_length"`):
+            Transformers' length-grouped sampling: shuffle, then sort by length within large windows, so batches
+            hold rows of similar length (little padding) while the order stays random.
+
         cpu_threads (`int` or `None`, defaults to `None`):
             Torch threads per process when training on CPU. `accelerate launch` without a CPU config exports
             `OMP_NUM_THREADS=1`, which halves speed on a 2-core machine; by default rm-trl uses every core available
@@ -133,6 +145,13 @@ class RewardConfig(TrainingArguments):
     )
     export_merged: bool = field(
         default=True, metadata={"help": "With LoRA, also save the merged model as the main export."}
+    )
+    packing: bool = field(default=True, metadata={"help": "Decoders: encode each prompt once for its responses."})
+    pack_rows_tokens: int | None = field(
+        default=None, metadata={"help": "Also pack several rows per sequence, up to this many tokens."}
+    )
+    train_sampling_strategy: str = field(
+        default="group_by_length", metadata={"help": "random, group_by_length (default) or batch_rebalance."}
     )
     cpu_threads: int | None = field(
         default=None,

@@ -286,24 +286,35 @@ def common_args(tmp_path, **kwargs):
     return defaults
 
 
-def test_listwise_forwards_each_response_once(tiny_llama, tmp_path):
+@pytest.mark.parametrize("packing", [False, True])
+def test_listwise_forwards_each_response_once(tiny_llama, tmp_path, packing):
     model, tokenizer = tiny_llama
     rows = ranked_rows(12)
     seen = []
     original = model.forward
 
     def counting_forward(*args, **kwargs):
-        seen.append(kwargs["input_ids"].shape[0])
+        seen.append(kwargs["input_ids"])
         return original(*args, **kwargs)
 
     model.forward = counting_forward
-    args = ListwiseRewardConfig(**common_args(tmp_path, num_train_epochs=1, per_device_train_batch_size=4))
+    args = ListwiseRewardConfig(
+        **common_args(tmp_path, num_train_epochs=1, per_device_train_batch_size=4, packing=packing)
+    )
     trainer = ListwiseRewardTrainer(
         model=model, args=args, processing_class=tokenizer, train_dataset=Dataset.from_list(rows)
     )
     trainer.train()
-    assert sum(seen) == sum(len(r["completions"]) for r in rows)  # K forwards per prompt, not C(K, 2) pairs
-    assert len(seen) == 3  # one forward per batch
+    assert len(seen) == 3  # one forward per batch of 4 ranked lists
+    sequences = sum(ids.shape[0] for ids in seen)
+    if packing:  # one packed sequence per list: the prompt once, then each completion once
+        assert sequences == len(rows)
+        real_tokens = sum(int((ids != tokenizer.pad_token_id).sum()) for ids in seen)
+        data = trainer.train_dataset
+        expected = sum(len(p) + sum(len(r) for r in rs) for p, rs in zip(data["prompt_ids"], data["response_ids"]))
+        assert real_tokens == expected
+    else:  # K sequences per list, never C(K, 2) pairs
+        assert sequences == sum(len(r["completions"]) for r in rows)
 
 
 @pytest.mark.parametrize("loss_type", ["all_pairs", "plackett_luce", "best_of_n"])

@@ -19,7 +19,8 @@ from .pipeline import PROMPT_IDS, RESPONSE_IDS, ROW
 class RewardDataCollator:
     """Right-pads all sequences of a batch to the longest one (optionally to a multiple of `pad_to_multiple_of`).
 
-    Returns `input_ids`, `attention_mask`, `group_sizes` (sequences per row), `row` (source row numbers) and one
+    Returns `input_ids`, `attention_mask`, `group_sizes` (sequences per row), `row` (source row numbers),
+    `token_counts` (real tokens, padded tokens) and one
     float tensor per name in `target_names`: `[rows]` for a per-row target (margin, score; NaN marks a missing
     value), `[sequences]` for a per-response target (ranks), in sequence order.
     """
@@ -43,6 +44,7 @@ class RewardDataCollator:
             "attention_mask": attention_mask,
             "group_sizes": torch.tensor([len(ex[RESPONSE_IDS]) for ex in examples], dtype=torch.long),
             ROW: torch.tensor([ex[ROW] for ex in examples], dtype=torch.long),
+            "token_counts": torch.tensor([int(attention_mask.sum()), attention_mask.numel()], dtype=torch.long),
         }
         for name in self.target_names:
             values = [ex[name] for ex in examples]

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 ROW = "row"
 PROMPT_IDS = "prompt_ids"
 RESPONSE_IDS = "response_ids"
+LENGTH = "length"  # longest sequence of the row: what length-grouped batching sorts by
 MAX_PROBLEMS_SHOWN = 10
 
 
@@ -140,7 +141,7 @@ def prepare_dataset(
         prompts = tokenizer(batch["_prompt"], add_special_tokens=False)["input_ids"]
         flat = [r for responses in batch["_responses"] for r in responses]
         flat_ids = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
-        out: dict[str, list] = {PROMPT_IDS: [], RESPONSE_IDS: [], "_status": []}
+        out: dict[str, list] = {PROMPT_IDS: [], RESPONSE_IDS: [], LENGTH: [], "_status": []}
         pos = 0
         for i, (prompt_ids, responses) in enumerate(zip(prompts, batch["_responses"])):
             response_ids = flat_ids[pos : pos + len(responses)]
@@ -151,6 +152,7 @@ def prepare_dataset(
                 status = IDENTICAL_AFTER_TRUNCATION if status != OK else "identical_tokens"
             out[PROMPT_IDS].append(list(template.prefix) + prompt_ids)
             out[RESPONSE_IDS].append([r + list(template.suffix) for r in response_ids])
+            out[LENGTH].append(len(out[PROMPT_IDS][-1]) + max(len(r) for r in out[RESPONSE_IDS][-1]))
             out["_status"].append(status)
         return out
 

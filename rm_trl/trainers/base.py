@@ -24,10 +24,11 @@ from .. import __version__
 from ..config import RewardConfig
 from ..data.collators import RewardDataCollator
 from ..data.formats import RowSchema
-from ..data.pipeline import PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, is_prepared, prepare_dataset
+from ..data.pipeline import LENGTH, PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, is_prepared, prepare_dataset
 from ..data.report import DataReport, save_reports
 from ..export import METADATA_KEY, check_tokenizer_roundtrip, reward_token_rule, save_metrics, write_model_card
 from ..modeling import apply_lora, load_reward_model, load_tokenizer, setup_pad_token
+from ..packing import PackedRewardDataCollator, TokenRewardCapture, attention_implementation, packing_support
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +99,9 @@ class RewardTrainer(Trainer):
         else:
             eval_dataset = self._prepare(eval_dataset, "eval", processing_class, args)
         self.target_names = self._target_names()
+        self.token_rewards: TokenRewardCapture | None = None
         if data_collator is None:
-            data_collator = RewardDataCollator(
-                pad_token_id=processing_class.pad_token_id,
-                target_names=self.target_names,
-                pad_to_multiple_of=args.pad_to_multiple_of,
-            )
+            data_collator = self._default_collator(model, processing_class, args)
         super().__init__(
             model=model,
             args=args,
@@ -171,6 +169,30 @@ class RewardTrainer(Trainer):
         self.data_reports[split] = prepared.report
         return prepared.dataset
 
+    def _default_collator(self, model, tokenizer, args: RewardConfig):
+        """Packed sequences for decoders that support them, plain padded batches otherwise (said in the log)."""
+        if args.packing:
+            supported, reason = packing_support(model)
+            if supported:
+                self.token_rewards = TokenRewardCapture(model)
+                logger.info(
+                    "Packing: each prompt encoded once for its responses (%s attention)",
+                    attention_implementation(model),
+                )
+                return PackedRewardDataCollator(
+                    pad_token_id=tokenizer.pad_token_id,
+                    target_names=self.target_names,
+                    max_row_tokens=args.pack_rows_tokens,
+                    pad_to_multiple_of=args.pad_to_multiple_of,
+                    boolean_mask=attention_implementation(model) == "sdpa",
+                )
+            logger.warning("Packing off, plain padded batches: %s", reason)
+        return RewardDataCollator(
+            pad_token_id=tokenizer.pad_token_id,
+            target_names=self.target_names,
+            pad_to_multiple_of=args.pad_to_multiple_of,
+        )
+
     def _target_names(self) -> tuple[str, ...]:
         names = {p.target_names for p in self.prepared.values()}
         if len(names) > 1:
@@ -179,16 +201,23 @@ class RewardTrainer(Trainer):
 
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
-            self._signature_columns = [PROMPT_IDS, RESPONSE_IDS, ROW, *self.target_names]
+            self._signature_columns = [PROMPT_IDS, RESPONSE_IDS, ROW, LENGTH, *self.target_names]
 
     def compute_rewards(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One forward over every sequence of the batch; returns float32 rewards `[num_sequences, num_labels]`.
+        """One forward over every sequence of the batch; returns float32 rewards `[num_responses, num_labels]`.
 
-        The standard head reads each sequence at the last token that is not the pad token, which the data
-        pipeline guarantees is the last real token, so training scores equal a plain forward of the export.
+        Plain batches: the standard head reads each sequence at the last token that is not the pad token, which
+        the data pipeline guarantees is the last real token, so training scores equal a plain forward of the
+        export. Packed batches: the head's per-token output is read at each response's last token.
         """
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        return outputs.logits.float()
+        if "reward_index" in inputs:
+            rewards = self.token_rewards(model, inputs)
+        else:
+            rewards = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+        if self.model.training and "token_counts" in inputs:
+            real, padded = inputs["token_counts"].tolist()
+            self._train_metrics["padding_fraction"].append(1.0 - real / max(padded, 1))
+        return rewards.float()
 
     def track_batch_metrics(self, predictions: torch.Tensor) -> None:
         """Log the family's metrics for this training batch, gathered over processes."""

@@ -1,0 +1,177 @@
+"""Packing for decoders: a prompt encoded once for all its responses, and several rows per sequence.
+
+A packed sequence holds one or more groups, each `prompt, response_1, ..., response_K`. A custom 4D attention mask
+lets the prompt attend causally to itself and each response attend to its prompt and causally to itself only (never
+to a sibling response or another group), and position ids restart at each group and continue from the prompt for
+every response. Each response then sees exactly the context it would see in its own unpadded sequence, so its
+reward (read at its last token) equals the separate forward, while the prompt is encoded once instead of K times
+and padding disappears. The mask is additive float (0 / dtype min): boolean masks give wrong results under the
+`eager` attention implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .data.pipeline import PROMPT_IDS, RESPONSE_IDS, ROW
+
+PACKABLE_ATTENTION = ("eager", "sdpa")
+
+
+def attention_implementation(model) -> str:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return getattr(base.config, "_attn_implementation", None) or "eager"
+
+
+def packing_support(model) -> tuple[bool, str]:
+    """Whether `model` can take packed rows: a decoder whose head scores every token before pooling (the
+    `*ForSequenceClassification` of Llama, Qwen2, Mistral, Gemma, ...) with an attention implementation that
+    accepts a custom 4D mask."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = getattr(base, "module", base)
+    config = base.config
+    if getattr(config, "is_encoder_decoder", False) or not hasattr(base, "score"):
+        return False, f"{type(base).__name__} is not a decoder with a per-token `score` head (encoders pool [CLS])"
+    attention = attention_implementation(base)
+    if attention not in PACKABLE_ATTENTION:
+        return False, f"attention implementation {attention!r} cannot take a custom 4D mask"
+    return True, "ok"
+
+
+def plan_rows(lengths: list[int], max_row_tokens: int | None) -> list[list[int]]:
+    """Assign examples (by packed length) to rows: one per row, or first-fit into rows of `max_row_tokens`."""
+    if max_row_tokens is None:
+        return [[i] for i in range(len(lengths))]
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i, length in enumerate(lengths):
+        for r, left in enumerate(room):
+            if length <= left:
+                rows[r].append(i)
+                room[r] -= length
+                break
+        else:
+            rows.append([i])
+            room.append(max_row_tokens - length)
+    return rows
+
+
+@dataclass
+class PackedRewardDataCollator:
+    """Collates tokenized rows into packed sequences (see the module docstring).
+
+    Returns `input_ids` and `position_ids` `[sequences, L]`, a float `attention_mask` `[sequences, 1, L, L]`,
+    `reward_index` (flat position of each response's last token, in the unpacked order: row by row, responses in
+    order), `group_sizes`, `row`, the float targets, and `token_counts` = (real tokens, padded tokens).
+
+    `max_row_tokens=None` puts one row (a prompt and its responses) per sequence; a number packs several rows per
+    sequence up to that many tokens (padding-free packing). `boolean_mask` gives a boolean mask (True = attend)
+    for `sdpa`, which also works under autocast; otherwise the mask is additive float32 (for `eager`).
+    """
+
+    pad_token_id: int
+    target_names: tuple[str, ...] = ()
+    max_row_tokens: int | None = None
+    pad_to_multiple_of: int | None = None
+    boolean_mask: bool = False
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        lengths = [len(ex[PROMPT_IDS]) + sum(len(r) for r in ex[RESPONSE_IDS]) for ex in examples]
+        rows = plan_rows(lengths, self.max_row_tokens)
+        length = max(sum(lengths[i] for i in row) for row in rows)
+        if self.pad_to_multiple_of:
+            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        n = len(rows)
+        input_ids = torch.full((n, length), self.pad_token_id, dtype=torch.long)
+        position_ids = torch.zeros((n, length), dtype=torch.long)
+        group = torch.full((n, length), -1, dtype=torch.long)  # which example a token belongs to (-1: padding)
+        segment = torch.full((n, length), -1, dtype=torch.long)  # 0: prompt, k: response k, -1: padding
+        reward_position: dict[tuple[int, int], int] = {}
+        for r, members in enumerate(rows):
+            cursor = 0
+            for i in members:
+                prompt = examples[i][PROMPT_IDS]
+                pieces = [prompt, *examples[i][RESPONSE_IDS]]
+                for k, piece in enumerate(pieces):
+                    end = cursor + len(piece)
+                    input_ids[r, cursor:end] = torch.tensor(piece, dtype=torch.long)
+                    start_pos = 0 if k == 0 else len(prompt)
+                    position_ids[r, cursor:end] = torch.arange(start_pos, start_pos + len(piece))
+                    group[r, cursor:end] = i
+                    segment[r, cursor:end] = k
+                    if k > 0:
+                        reward_position[(i, k - 1)] = r * length + end - 1
+                    cursor = end
+        allowed = self._allowed(group, segment)[:, None]
+        if self.boolean_mask:
+            mask = allowed
+        else:
+            mask = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill_(
+                ~allowed, torch.finfo(torch.float32).min
+            )
+        reward_index = [reward_position[(i, k)] for i, ex in enumerate(examples) for k in range(len(ex[RESPONSE_IDS]))]
+        batch = {
+            "input_ids": input_ids,
+            "position_ids": position_ids,
+            "attention_mask": mask,
+            "reward_index": torch.tensor(reward_index, dtype=torch.long),
+            "group_sizes": torch.tensor([len(ex[RESPONSE_IDS]) for ex in examples], dtype=torch.long),
+            ROW: torch.tensor([ex[ROW] for ex in examples], dtype=torch.long),
+            "token_counts": torch.tensor([sum(lengths), n * length], dtype=torch.long),
+        }
+        for name in self.target_names:
+            values = [ex[name] for ex in examples]
+            if isinstance(values[0], list):
+                values = [v for per_response in values for v in per_response]
+            batch[name] = torch.tensor(values, dtype=torch.float32)
+        return batch
+
+    @staticmethod
+    def _allowed(group: torch.Tensor, segment: torch.Tensor) -> torch.Tensor:
+        """`allowed[s, i, j]`: query token i may attend to key token j."""
+        length = group.shape[1]
+        causal = torch.ones((length, length), dtype=torch.bool).tril()
+        same_group = group[:, :, None] == group[:, None, :]
+        key_is_prompt = (segment == 0)[:, None, :]
+        same_segment = segment[:, :, None] == segment[:, None, :]
+        allowed = causal & same_group & (key_is_prompt | same_segment) & (group >= 0)[:, :, None]
+        # Padding attends to itself only, which keeps its softmax finite; nothing attends to padding.
+        padding = group < 0
+        allowed |= torch.diag_embed(padding)
+        return allowed
+
+
+class TokenRewardCapture:
+    """Captures the per-token output of a decoder's `score` head during a normal forward call.
+
+    `*ForSequenceClassification` decoders apply `score` to every position and then pool one position per sequence,
+    which is wrong for packed sequences. Reading the per-token scores through a forward hook keeps the call going
+    through the (possibly DDP- or FSDP-wrapped) model's own `forward`, so gradient synchronisation is untouched.
+    """
+
+    def __init__(self, model):
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self.head = base.score
+        self.output: torch.Tensor | None = None
+        self.active = False
+        self.handle = self.head.register_forward_hook(self._hook)
+
+    def _hook(self, module, args, output):
+        if self.active:
+            self.output = output
+
+    def __call__(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        self.active = True
+        try:
+            model(
+                input_ids=inputs["input_ids"],
+                attention_mask=inputs["attention_mask"],
+                position_ids=inputs["position_ids"],
+            )
+            per_token = self.output  # [sequences, L, num_labels]
+        finally:
+            self.active, self.output = False, None
+        return per_token.reshape(-1, per_token.shape[-1])[inputs["reward_index"]]
