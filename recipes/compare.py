@@ -23,7 +23,7 @@ import time
 import yaml
 
 from rm_trl.data import load_data
-from rm_trl.eval_report import write_eval_report
+from rm_trl.eval_report import fmt, write_eval_report
 from rm_trl.evaluation import evaluate_dataset
 from rm_trl.scoring import RewardScorer
 
@@ -129,7 +129,7 @@ def comparison_table(rows: dict) -> str:
         for m in metric_names:
             value = row["metrics"].get(m)
             interval = row["intervals"].get(m)
-            text = "" if value is None else f"{value:.4f}"
+            text = "" if value is None else fmt(value)
             if interval:
                 text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
             cells.append(text)

@@ -82,6 +82,9 @@ class RewardConfig(TrainingArguments):
             implementations that cannot take a custom 4D mask, fall back to plain padded batches (logged).
         pack_rows_tokens (`int` or `None`, defaults to `None`):
             With `packing`, also pack several rows into one sequence of up to this many tokens (padding-free).
+        batch_tokens (`int` or `None`, defaults to `None`):
+            Token-budget batches instead of a fixed number of rows: each training batch holds as many rows of
+            similar length as fit in this many padded tokens (`per_device_train_batch_size` is then ignored).
         train_sampling_strategy (`str`, defaults to `"group_by_length"`):
             Transformers' length-grouped sampling: shuffle, then sort by length within large windows, so batches
             hold rows of similar length (little padding) while the order stays random.
@@ -149,6 +152,9 @@ class RewardConfig(TrainingArguments):
     packing: bool = field(default=True, metadata={"help": "Decoders: encode each prompt once for its responses."})
     pack_rows_tokens: int | None = field(
         default=None, metadata={"help": "Also pack several rows per sequence, up to this many tokens."}
+    )
+    batch_tokens: int | None = field(
+        default=None, metadata={"help": "Token-budget training batches of up to this many padded tokens."}
     )
     train_sampling_strategy: str = field(
         default="group_by_length", metadata={"help": "random, group_by_length (default) or batch_rebalance."}

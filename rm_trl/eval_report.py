@@ -12,7 +12,8 @@ import numpy as np
 from .evaluation import EvalResult
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    """Numbers for tables: counts without decimals, rates with four."""
     if isinstance(value, float):
         if math.isnan(value):
             return "n/a"
@@ -25,8 +26,8 @@ def metrics_table(result: EvalResult) -> str:
     lines = ["| metric | value | 95% CI |", "|---|---|---|"]
     for name, value in result.metrics.items():
         interval = result.intervals.get(name)
-        ci = f"[{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else ""
-        lines.append(f"| {name} | {_fmt(value)} | {ci} |")
+        ci = f"[{fmt(interval[0])}, {fmt(interval[1])}]" if interval else ""
+        lines.append(f"| {name} | {fmt(value)} | {ci} |")
     return "\n".join(lines)
 
 
@@ -36,7 +37,7 @@ def subsets_table(result: EvalResult) -> str:
     keys = list(next(iter(result.subsets.values())))
     lines = ["| subset | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     for name, values in result.subsets.items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(values[k]) for k in keys) + " |")
+        lines.append(f"| {name} | " + " | ".join(fmt(values[k]) for k in keys) + " |")
     return "\n".join(lines)
 
 

@@ -175,3 +175,42 @@ class TokenRewardCapture:
         finally:
             self.active, self.output = False, None
         return per_token.reshape(-1, per_token.shape[-1])[inputs["reward_index"]]
+
+
+class TokenBudgetBatchSampler(torch.utils.data.Sampler):
+    """Batches of rows whose padded size (rows x longest row) stays within `max_tokens`.
+
+    Rows are shuffled with the seed, sorted by length within windows of `window` rows (so batches hold rows of
+    similar length), cut into batches under the budget, and the batch order is reshuffled every epoch. The batch
+    composition is fixed for a given seed, which keeps `len()` exact for the learning-rate schedule.
+    """
+
+    def __init__(self, lengths: list[int], max_tokens: int, seed: int = 0, window: int = 1000):
+        self.max_tokens, self.seed, self.epoch = max_tokens, seed, 0
+        generator = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(lengths), generator=generator).tolist()
+        self.batches: list[list[int]] = []
+        for start in range(0, len(order), window):
+            chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+            batch: list[int] = []
+            longest = 0
+            for i in chunk:
+                new_longest = max(longest, lengths[i])
+                if batch and (len(batch) + 1) * new_longest > max_tokens:
+                    self.batches.append(batch)
+                    batch, new_longest = [], lengths[i]
+                batch.append(i)
+                longest = new_longest
+            if batch:
+                self.batches.append(batch)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + 1 + self.epoch)
+        for b in torch.randperm(len(self.batches), generator=generator).tolist():
+            yield self.batches[b]
+
+    def __len__(self) -> int:
+        return len(self.batches)

@@ -155,3 +155,35 @@ def test_packed_training_equals_unpacked_training(tiny_llama, tmp_path):
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key], atol=1e-5, rtol=1e-4, msg=key)
     assert max((weights[0][k] - initial[k]).abs().max() for k in initial) > 1e-3  # training did move the weights
+
+
+def test_token_budget_batches(tiny_llama, tmp_path):
+    from rm_trl.packing import TokenBudgetBatchSampler
+
+    lengths = [5, 40, 7, 33, 12, 48, 9, 30, 8, 41]
+    sampler = TokenBudgetBatchSampler(lengths, max_tokens=64, seed=1, window=100)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(10)) and len(sampler) == len(batches)
+    assert all(len(b) * max(lengths[i] for i in b) <= 64 or len(b) == 1 for b in batches)
+    sampler.set_epoch(1)
+    assert sorted(map(sorted, sampler)) == sorted(map(sorted, batches))  # same batches, another order
+
+    model, tokenizer = tiny_llama
+    args = PairwiseRewardConfig(
+        output_dir=str(tmp_path),
+        num_train_epochs=1,
+        batch_tokens=256,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        logging_steps=1,
+    )
+    trainer = PairwiseRewardTrainer(
+        model=model, args=args, processing_class=tokenizer, train_dataset=Dataset.from_list(learnable_pairs(40))
+    )
+    loader = trainer.get_train_dataloader()
+    rows = [b["row"].tolist() for b in loader]
+    assert sorted(r for b in rows for r in b) == list(range(40))  # every row once per epoch
+    assert len({len(b) for b in rows}) > 1  # batch sizes follow the budget
+    trainer.train()
+    assert trainer.state.global_step == len(rows)

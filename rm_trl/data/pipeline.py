@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 ROW = "row"
 PROMPT_IDS = "prompt_ids"
 RESPONSE_IDS = "response_ids"
-LENGTH = "length"  # longest sequence of the row: what length-grouped batching sorts by
+LENGTH = "length"  # tokens of the row (prompt once + every response): what length-grouped batching sorts by
 MAX_PROBLEMS_SHOWN = 10
 
 
@@ -152,7 +152,7 @@ def prepare_dataset(
                 status = IDENTICAL_AFTER_TRUNCATION if status != OK else "identical_tokens"
             out[PROMPT_IDS].append(list(template.prefix) + prompt_ids)
             out[RESPONSE_IDS].append([r + list(template.suffix) for r in response_ids])
-            out[LENGTH].append(len(out[PROMPT_IDS][-1]) + max(len(r) for r in out[RESPONSE_IDS][-1]))
+            out[LENGTH].append(len(out[PROMPT_IDS][-1]) + sum(len(r) for r in out[RESPONSE_IDS][-1]))
             out["_status"].append(status)
         return out
 

@@ -28,7 +28,13 @@ from ..data.pipeline import LENGTH, PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData,
 from ..data.report import DataReport, save_reports
 from ..export import METADATA_KEY, check_tokenizer_roundtrip, reward_token_rule, save_metrics, write_model_card
 from ..modeling import apply_lora, load_reward_model, load_tokenizer, setup_pad_token
-from ..packing import PackedRewardDataCollator, TokenRewardCapture, attention_implementation, packing_support
+from ..packing import (
+    PackedRewardDataCollator,
+    TokenBudgetBatchSampler,
+    TokenRewardCapture,
+    attention_implementation,
+    packing_support,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +208,21 @@ class RewardTrainer(Trainer):
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
             self._signature_columns = [PROMPT_IDS, RESPONSE_IDS, ROW, LENGTH, *self.target_names]
+
+    def get_train_dataloader(self):
+        """With `batch_tokens`, batches are built under a token budget; otherwise the Trainer's own loader."""
+        if self.args.batch_tokens is None:
+            return super().get_train_dataloader()
+        dataset = self._remove_unused_columns(self.train_dataset, description="training")
+        sampler = TokenBudgetBatchSampler(dataset[LENGTH], self.args.batch_tokens, seed=self.args.seed)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+        )
+        return self.accelerator.prepare(loader)
 
     def compute_rewards(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """One forward over every sequence of the batch; returns float32 rewards `[num_responses, num_labels]`.
