@@ -278,3 +278,17 @@ def test_sequence_ending_with_pad_is_refused(qwen2_tokenizer):
     # Without rm-trl's pad set-up, pad == eos: every EOS-terminated sequence would end with the pad token.
     with pytest.raises(DataValidationError, match="ends with the pad token"):
         prepare([dict(GOOD)], qwen2_tokenizer)
+
+
+def test_sequences_are_the_joint_tokenization_even_across_a_merge(llama_tokenizer):
+    """Each sequence is `tokenizer(prompt + response)`: what TRL or any consumer feeds the model. When the
+    tokenizer merges characters across the prompt/response boundary, the merged token goes to the responses."""
+    setup_pad_token(make_tiny_llama(llama_tokenizer), llama_tokenizer)
+    prompt, chosen, rejected = "It was truly un", "believable", "usual"
+    separate = llama_tokenizer(prompt)["input_ids"] + llama_tokenizer(chosen)["input_ids"]
+    assert separate != llama_tokenizer(prompt + chosen)["input_ids"]  # the boundary really merges here
+    row = prepare([{"prompt": prompt, "chosen": chosen, "rejected": rejected}], llama_tokenizer).dataset[0]
+    eos = [llama_tokenizer.eos_token_id]
+    for response, ids in zip((chosen, rejected), row["response_ids"]):
+        assert row["prompt_ids"] + ids == llama_tokenizer(prompt + response)["input_ids"] + eos
+    assert len(row["prompt_ids"]) < len(llama_tokenizer(prompt)["input_ids"])  # the merged token left the prompt

@@ -24,6 +24,7 @@ from .tokenize import (
     SequenceTemplate,
     fit_to_length,
     has_conflicting_duplicate,
+    shared_prefix_length,
 )
 
 logger = logging.getLogger(__name__)
@@ -138,14 +139,18 @@ def prepare_dataset(
         raise ValueError(f"max_length={max_length} leaves no room once the special tokens are added")
 
     def tokenize_batch(batch: dict[str, list]) -> dict[str, list]:
+        # Each sequence is tokenized as one text, prompt + response, exactly as a consumer (TRL, a PPO pipeline,
+        # `tokenizer(prompt + response)`) will tokenize it; the tokens all responses share form the prompt part.
         prompts = tokenizer(batch["_prompt"], add_special_tokens=False)["input_ids"]
-        flat = [r for responses in batch["_responses"] for r in responses]
-        flat_ids = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
+        joint = [p + r for p, responses in zip(batch["_prompt"], batch["_responses"]) for r in responses]
+        joint_ids = tokenizer(joint, add_special_tokens=False)["input_ids"] if joint else []
         out: dict[str, list] = {PROMPT_IDS: [], RESPONSE_IDS: [], LENGTH: [], "_status": []}
         pos = 0
-        for i, (prompt_ids, responses) in enumerate(zip(prompts, batch["_responses"])):
-            response_ids = flat_ids[pos : pos + len(responses)]
+        for i, (prompt_alone, responses) in enumerate(zip(prompts, batch["_responses"])):
+            sequences = joint_ids[pos : pos + len(responses)]
             pos += len(responses)
+            n = shared_prefix_length(sequences, cap=len(prompt_alone))
+            prompt_ids, response_ids = sequences[0][:n], [s[n:] for s in sequences]
             prompt_ids, response_ids, status = fit_to_length(prompt_ids, response_ids, budget, truncation)
             labels = next((batch[n][i] for n in targets if isinstance(batch[n][i], list)), None)
             if status != OVERLENGTH and has_conflicting_duplicate(response_ids, labels):

@@ -97,6 +97,21 @@ def fit_to_length(
     raise ValueError(f"unknown truncation policy {policy!r}")
 
 
+def shared_prefix_length(sequences: list[list[int]], cap: int) -> int:
+    """Length of the token prefix every sequence shares, at most `cap` (the prompt's own token count).
+
+    Usually this is exactly the prompt's tokens; when a tokenizer merges characters across the prompt/response
+    boundary, the merged token belongs to the responses, so each sequence stays the joint tokenization.
+    """
+    n = 0
+    shortest = min(len(s) for s in sequences)
+    limit = min(cap, shortest)
+    first = sequences[0]
+    while n < limit and all(s[n] == first[n] for s in sequences):
+        n += 1
+    return n
+
+
 def has_conflicting_duplicate(responses: list[list[int]], labels: list | None = None) -> bool:
     """True when two responses of a row are the same token sequence but carry different labels.
 
