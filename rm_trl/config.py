@@ -71,6 +71,11 @@ class RewardConfig(TrainingArguments):
         center_rewards_coefficient (`float` or `None`, defaults to `None`):
             Weight of the reward-centering penalty `mean(r^2)` (Eisenstein et al. 2023) that keeps rewards near zero
             for losses that only see reward differences. `0.01` is a common value.
+        normalize_rewards (`bool`, defaults to `False`):
+            At export, measure the mean and std of the model's rewards on the evaluation data (or up to 2000
+            training rows) and normalise: baked into the head when its last layer has a bias (encoders), so every
+            consumer reads `(r - mean) / std`; stored in the config otherwise (decoder `score` heads have no bias),
+            where rm-trl's scorer, CLI and server apply it with `normalize`. The model card says which.
         export_merged (`bool`, defaults to `True`):
             When training with LoRA, `save_reward_model` also merges the adapter into the base weights and saves a
             plain sequence-classification model (loadable anywhere); the adapter goes to `<output_dir>/adapter`.
@@ -145,6 +150,9 @@ class RewardConfig(TrainingArguments):
     disable_dropout: bool = field(default=True, metadata={"help": "Disable dropout in the model."})
     center_rewards_coefficient: float | None = field(
         default=None, metadata={"help": "Weight of the reward-centering penalty mean(r^2); 0.01 is common."}
+    )
+    normalize_rewards: bool = field(
+        default=False, metadata={"help": "Normalise exported rewards to mean 0, std 1 (baked or stored)."}
     )
     export_merged: bool = field(
         default=True, metadata={"help": "With LoRA, also save the merged model as the main export."}

@@ -50,6 +50,30 @@ def write_model_card(
     metric_lines = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted((metrics or {}).items()) if _is_number(v))
     reports = metadata.get("data", {})
     data_lines = "\n".join(f"- {split}: {summary}" for split, summary in reports.items())
+    special = metadata.get("special_tokens", {})
+    norm = metadata.get("normalization")
+    if not norm:
+        norm_note = "Rewards are not normalised (raw head output)."
+    elif norm.get("applied") == "baked_into_head":
+        norm_note = (
+            f"Rewards are normalised to mean 0, std 1 on {norm['computed_on']} (raw mean {norm['mean']:.4f}, "
+            "std {:.4f}); the normalisation is baked into the head, so every consumer reads normalised "
+            "rewards.".format(norm["std"])
+        )
+    else:
+        norm_note = (
+            f"Reward statistics on {norm['computed_on']}: mean {norm['mean']:.4f}, std {norm['std']:.4f}, "
+            "stored in `config.json` (`rm_trl.normalization`); rm-trl applies them with `--normalize`, "
+            "other consumers read raw rewards."
+        )
+    if metadata.get("trl_path_compatible"):
+        trl_note = f'`GRPOTrainer(..., reward_funcs="{ref}")` scores exactly as training did.'
+    else:
+        trl_note = (
+            f"Training framed sequences with special tokens ({special.get('prefix')} ... {special.get('suffix')}), "
+            "which TRL's built-in reward-model path (`add_special_tokens=False`, no EOS) does not add. Use "
+            f'`reward_funcs=rm_trl.rl.RewardFunction("{ref}")` to score exactly as in training.'
+        )
     card = f"""---
 library_name: transformers
 pipeline_tag: text-classification
@@ -65,8 +89,10 @@ base_model: {base}
 - Base model: `{base}`
 - Loss family: **{metadata.get("family")}**, loss `{metadata.get("loss")}`
 - Reward read at: `{metadata.get("reward_token")}`; pad token `{metadata.get("pad_token")}`; right padding
+- Special tokens around each sequence: {special.get("prefix", [])} prompt + response {special.get("suffix", [])}
 - Max length: {metadata.get("max_length")}; over-length policy: `{metadata.get("truncation")}`
 - Data format: {metadata.get("format")}
+- {norm_note}
 
 ## Data
 {data_lines or "- (not recorded)"}
@@ -78,7 +104,7 @@ base_model: {base}
 
 ## Usage
 
-The score of a response is the single logit of a standard sequence-classification forward on `prompt + response`.
+The score of a response is the first logit of a standard sequence-classification forward on `prompt + response`.
 {eos_note}
 
 ```python
@@ -92,7 +118,10 @@ with torch.no_grad():
     reward = model(**tokenizer(text, return_tensors="pt")).logits[0, 0].item()
 ```
 
-With TRL's online trainers: `GRPOTrainer(..., reward_funcs="{ref}")`.
+With TRL's online trainers (GRPO, RLOO): {trl_note}
+
+With rm-trl: `rm-trl score --model {ref} --input data.jsonl --output scored.jsonl`, or serve it for a PPO pipeline
+with `rm-trl serve --model {ref}` (OpenRLHF's `/get_reward` and a plain `/score`).
 """
     path = os.path.join(output_dir, "README.md")
     with open(path, "w", encoding="utf-8") as f:
@@ -148,10 +177,7 @@ def fold_reward_head(model, weights: list[float]):
     num_labels = model.config.num_labels
     if len(weights) != num_labels:
         raise ValueError(f"{len(weights)} weights for {num_labels} outputs")
-    name = None
-    for module_name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and module.out_features == num_labels:
-            name = module_name
+    name = _last_head_linear(model, num_labels)
     if name is None:
         raise ValueError("no linear layer with num_labels outputs found in the reward head")
     folded = copy.deepcopy(model)
@@ -172,3 +198,31 @@ def fold_reward_head(model, weights: list[float]):
     folded.config.label2id = {"reward": 0}
     folded.num_labels = 1
     return folded
+
+
+def _last_head_linear(model, out_features: int) -> str | None:
+    import torch
+
+    name = None
+    for module_name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and module.out_features == out_features:
+            name = module_name
+    return name
+
+
+def bake_normalization(model, mean: float, std: float):
+    """Return a copy of a one-output model whose head gives `(reward - mean) / std`, or `None` when the head's
+    last layer has no bias (decoder `score` heads): then the statistics are stored and applied by rm-trl."""
+    import copy
+
+    import torch
+
+    name = _last_head_linear(model, 1)
+    if name is None or model.get_submodule(name).bias is None:
+        return None
+    baked = copy.deepcopy(model)
+    layer = baked.get_submodule(name)
+    with torch.no_grad():
+        layer.weight.div_(std)
+        layer.bias.sub_(mean).div_(std)
+    return baked

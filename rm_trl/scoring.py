@@ -77,6 +77,8 @@ class RewardScorer:
             (recorded in its `rm_trl` config entry). The default truncation keeps rows (`truncate_prompt`) rather
             than dropping them, so an evaluation never loses test rows silently; truncated rows are counted.
         batch_tokens: padded tokens per forward (sequences x longest sequence).
+        normalize: apply the reward normalisation stored in the export (`(r - mean) / std`) when the model did
+            not bake it into its head; a no-op for baked or unnormalised models.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class RewardScorer:
         batch_tokens: int = 16384,
         max_batch_rows: int = 256,
         device: str | torch.device | None = None,
+        normalize: bool = False,
     ):
         metadata = get_metadata(model) or {}
         self.model = model.eval()
@@ -107,6 +110,10 @@ class RewardScorer:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model.to(self.device)
         self.collator = RewardDataCollator(pad_token_id=tokenizer.pad_token_id)
+        stats = metadata.get("normalization") or {}
+        self.shift, self.scale = 0.0, 1.0
+        if normalize and stats.get("applied") == "stored":
+            self.shift, self.scale = float(stats["mean"]), float(stats["std"])
 
     @classmethod
     def from_pretrained(cls, path: str, **kwargs: Any) -> RewardScorer:
@@ -119,6 +126,8 @@ class RewardScorer:
     def prepare(self, dataset: Dataset, kind: str | None = None, split: str = "eval", **parse_options) -> PreparedData:
         kind = kind or detect_format(dataset.column_names)
         parse_options.setdefault("turn_markers", DEFAULT_TURN_MARKERS)
+        if kind == "rated":  # scoring needs no gold score: score a column only when there is one
+            parse_options.setdefault("score_columns", tuple(c for c in ("score",) if c in dataset.column_names))
         return prepare_dataset(
             dataset,
             SCHEMAS[kind],
@@ -155,6 +164,7 @@ class RewardScorer:
                 .cpu()
                 .numpy()
             )
+            logits = (logits - self.shift) / self.scale
             start = 0
             for i in batch_rows:
                 rewards[i] = logits[start : start + sizes[i]]
@@ -166,8 +176,8 @@ class RewardScorer:
         return self.score_prepared(self.prepare(dataset, kind, **parse_options), progress=progress)
 
     def score_texts(self, prompts: list[str], responses: list[str]) -> np.ndarray:
-        """Rewards of `(prompt, response)` pairs given as plain text."""
-        data = Dataset.from_dict({"prompt": prompts, "response": responses, "score": [0.0] * len(prompts)})
+        """Rewards of `(prompt, response)` pairs given as plain text (empty responses raise)."""
+        data = Dataset.from_dict({"prompt": list(prompts), "response": list(responses)})
         scored = self.score(data, kind="rated")
         out = np.full(len(prompts), np.nan)
         for row, reward in zip(scored.rows, scored.scalar_rewards()):

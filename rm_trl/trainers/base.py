@@ -8,6 +8,7 @@ sequences of a batch, training-metric logging, evaluation predictions, and the p
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections import defaultdict
@@ -26,7 +27,14 @@ from ..data.collators import RewardDataCollator
 from ..data.formats import RowSchema
 from ..data.pipeline import LENGTH, PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, is_prepared, prepare_dataset
 from ..data.report import DataReport, save_reports
-from ..export import METADATA_KEY, check_tokenizer_roundtrip, reward_token_rule, save_metrics, write_model_card
+from ..export import (
+    METADATA_KEY,
+    bake_normalization,
+    check_tokenizer_roundtrip,
+    reward_token_rule,
+    save_metrics,
+    write_model_card,
+)
 from ..modeling import apply_lora, load_reward_model, load_tokenizer, setup_pad_token
 from ..packing import (
     PackedRewardDataCollator,
@@ -291,6 +299,14 @@ class RewardTrainer(Trainer):
                 tokenizer.eos_token_id in prepared.template.suffix
             )
             metadata["conversational"] = prepared.layout.conversational
+            prefix, suffix = list(prepared.template.prefix), list(prepared.template.suffix)
+            metadata["special_tokens"] = {
+                "prefix": tokenizer.convert_ids_to_tokens(prefix),
+                "suffix": tokenizer.convert_ids_to_tokens(suffix),
+            }
+            # TRL's online trainers score `tokenizer(prompt + completion, add_special_tokens=False)` and append
+            # nothing: the same ids as training only when training added no special tokens of its own.
+            metadata["trl_path_compatible"] = not prefix and not suffix
         setattr(model.config, METADATA_KEY, metadata)
 
     def reward_metadata(self) -> dict[str, Any]:
@@ -320,10 +336,14 @@ class RewardTrainer(Trainer):
         if export_main and self.args.should_save:
             final = model.merge_and_unload() if peft else model
             exported = self.export_transform(final, output_dir)
+            if self.args.normalize_rewards:
+                exported, metadata["normalization"] = self._normalize_export(exported)
+            setattr(exported.config, METADATA_KEY, metadata)
             if peft or exported is not final:
-                setattr(exported.config, METADATA_KEY, metadata)
                 exported.save_pretrained(output_dir)
                 self.processing_class.save_pretrained(output_dir)
+            else:  # the Trainer saved these weights already; only the metadata may have grown (normalisation)
+                exported.config.save_pretrained(output_dir)
         if self.args.should_save:
             save_reports(self.data_reports, os.path.join(output_dir, "data_report.json"))
             if metrics:
@@ -333,6 +353,28 @@ class RewardTrainer(Trainer):
                 check_tokenizer_roundtrip(output_dir, self.processing_class)
         self.accelerator.wait_for_everyone()
         return output_dir
+
+    def _normalize_export(self, model: PreTrainedModel) -> tuple[PreTrainedModel, dict[str, Any]]:
+        """Measure the exported model's reward mean / std and bake them into its head (or record them)."""
+        from ..scoring import RewardScorer
+
+        split = "eval" if "eval" in self.prepared else "train"
+        prepared = self.prepared[split]
+        if split == "train" and len(prepared.dataset) > 2000:
+            prepared = dataclasses.replace(prepared, dataset=prepared.dataset.select(range(2000)))
+        was_training = model.training
+        rewards = np.concatenate(RewardScorer(model, self.processing_class).score_prepared(prepared).scalar_rewards())
+        model.train(was_training)
+        mean, std = float(rewards.mean()), float(rewards.std()) or 1.0
+        baked = bake_normalization(model, mean, std)
+        stats = {
+            "mean": mean,
+            "std": std,
+            "computed_on": f"{split} ({len(rewards)} responses)",
+            "applied": "baked_into_head" if baked is not None else "stored",
+        }
+        logger.info("Reward normalisation: %s", stats)
+        return (baked if baked is not None else model), stats
 
     def create_model_card(self, *args, **kwargs) -> None:
         """Called by `push_to_hub`: write rm-trl's card instead of the generic Trainer one."""

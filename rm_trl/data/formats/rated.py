@@ -80,7 +80,7 @@ def parse_rated_row(
             ok = False
         else:
             targets[name] = value
-    if ok and all(math.isnan(v) for v in targets.values()):
+    if ok and targets and all(math.isnan(v) for v in targets.values()):
         names = list(layout.targets)
         field = names[0] if len(names) == 1 else ",".join(names)
         problems.append(RowProblem(index, field, "missing", "no score given"))
