@@ -7,6 +7,7 @@ set any of them by name.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -99,10 +100,12 @@ class RewardConfig(TrainingArguments):
             `OMP_NUM_THREADS=1`, which halves speed on a 2-core machine; by default rm-trl uses every core available
             to the process divided by the number of processes on this machine.
 
-        > Device
+        > Device and precision
 
         When no GPU (CUDA, XPU or MPS) is present, `use_cpu` is switched on, so that a multi-process launch runs
-        data parallel over gloo instead of silently starting independent single-process runs.
+        data parallel over gloo instead of silently starting independent single-process runs. `bf16` / `fp16` are
+        the Trainer's autocast switches: on GPU they work as usual; on CPU fp16 is refused and bf16 warns (slow
+        without AMX). Whatever the precision, the reward head and the losses run in float32.
     """
 
     # Data preprocessing
@@ -189,6 +192,18 @@ class RewardConfig(TrainingArguments):
             raise ValueError(f"max_length={self.max_length} is too small to hold a prompt and a response")
         if not self.use_cpu and not _has_accelerator():
             self.use_cpu = True
+        if self.gradient_checkpointing and self.gradient_checkpointing_kwargs is None:
+            # Non-reentrant checkpointing works with LoRA (frozen inputs), custom 4D masks and DDP.
+            self.gradient_checkpointing_kwargs = {"use_reentrant": False}
+        if self.use_cpu and self.fp16:
+            raise ValueError(
+                "fp16 mixed precision needs a GPU; on CPU use fp32 (the default) or bf16 (fast only on CPUs with "
+                "AMX / AVX512-BF16)"
+            )
+        if self.use_cpu and self.bf16:
+            logging.getLogger(__name__).warning(
+                "bf16 on CPU: correct, but on CPUs without AMX / AVX512-BF16 it is many times slower than fp32"
+            )
         super().__post_init__()
 
 

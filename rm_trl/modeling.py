@@ -14,6 +14,7 @@ import importlib.util
 import logging
 import os
 
+import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,13 @@ def load_reward_model(
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     if quantization_config is not None:
+        if (
+            type(quantization_config).__name__ == "BitsAndBytesConfig"
+            and importlib.util.find_spec("bitsandbytes") is None
+        ):
+            raise ImportError(
+                "4-bit / 8-bit loading (QLoRA) needs bitsandbytes, which is not installed: pip install 'rm-trl[quant]'"
+            )
         # The reward head is new and must stay in full precision (bitsandbytes cannot quantize an uninitialised
         # layer, and a 4-bit head would cost reward resolution).
         if not getattr(quantization_config, "llm_int8_skip_modules", None):
@@ -174,6 +182,38 @@ def reward_head_names(model: PreTrainedModel) -> list[str]:
     """Names of the freshly initialised head modules (`score` for decoders, `classifier` for encoders)."""
     names = {name.split(".")[0] for name, _ in model.named_children()}
     return [n for n in ("score", "classifier") if n in names]
+
+
+def _head_enter_float32(module, args):
+    device = args[0].device.type
+    module._rm_trl_autocast = torch.is_autocast_enabled(device)
+    if module._rm_trl_autocast:
+        torch.set_autocast_enabled(device, False)
+    return (args[0].to(torch.float32), *args[1:])
+
+
+def _head_exit_float32(module, args, output):
+    if getattr(module, "_rm_trl_autocast", False):
+        torch.set_autocast_enabled(args[0].device.type, True)
+    return output
+
+
+def keep_head_in_float32(model: PreTrainedModel) -> None:
+    """Compute the reward head in float32 whatever the model's dtype or the autocast context.
+
+    Rewards are differences of logits, so the head's rounding matters more than the body's; under bf16 / fp16
+    autocast (or with a bf16 model) the head keeps float32 weights, its input is upcast and autocast is paused
+    for its product. Done with forward hooks, so parameter names, checkpoints and deep copies are unchanged.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for name in reward_head_names(base):
+        head = getattr(base, name)
+        if getattr(head, "_rm_trl_float32", False):
+            continue
+        head.to(torch.float32)
+        head.register_forward_pre_hook(_head_enter_float32)
+        head.register_forward_hook(_head_exit_float32)
+        head._rm_trl_float32 = True
 
 
 def apply_lora(model: PreTrainedModel, peft_config):

@@ -69,6 +69,8 @@ def run(
         if conversion and split in trainer.data_reports:
             trainer.data_reports[split].settings["converted"] = conversion
     trainer.train()
+    if os.environ.get(RANK_DIGEST_ENV):
+        write_rank_digest(trainer, os.environ[RANK_DIGEST_ENV])
     metrics = trainer.evaluate() if eval_dataset is not None else {}
 
     # 4. Save the portable export (plain AutoModelForSequenceClassification + tokenizer + card + data report).
@@ -81,6 +83,27 @@ def run(
     trainer.accelerator.wait_for_everyone()
     trainer.accelerator.end_training()
     return metrics
+
+
+RANK_DIGEST_ENV = "RM_TRL_RANK_DIGEST_DIR"
+
+
+def write_rank_digest(trainer: RewardTrainer, directory: str) -> None:
+    """Diagnostics for multi-process runs: each rank writes a checksum of every parameter it holds, so replicas
+    can be compared (`RM_TRL_RANK_DIGEST_DIR=<dir>`). Also saves rank 0's final weights as `weights.pt`."""
+    import hashlib
+
+    import torch
+
+    os.makedirs(directory, exist_ok=True)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    digest = {k: hashlib.sha256(v.float().numpy().tobytes()).hexdigest() for k, v in state.items()}
+    rank = trainer.accelerator.process_index
+    with open(os.path.join(directory, f"rank{rank}.json"), "w") as f:
+        json.dump({"world_size": trainer.accelerator.num_processes, "digest": digest}, f)
+    if rank == 0:
+        torch.save(state, os.path.join(directory, "weights.pt"))
 
 
 def print_summary(trainer: RewardTrainer, metrics: dict[str, float], output_dir: str) -> None:

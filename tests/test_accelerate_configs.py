@@ -35,3 +35,32 @@ def test_config_parses(path):
         assert config.deepspeed_config["zero_stage"] == int(path[-6])
     readme = open(os.path.join(REPO_ROOT, "README.md")).read()
     assert f"accelerate_configs/{os.path.basename(path)}" in readme
+
+
+def test_fsdp_config_builds_accelerates_plugin():
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+    config = load_config_from_file(os.path.join(REPO_ROOT, "accelerate_configs", "fsdp.yaml"))
+    renamed = {"fsdp_version": "fsdp_version", "fsdp_offload_params": "cpu_offload"}  # config key -> plugin field
+    kwargs = {renamed.get(k, k.removeprefix("fsdp_")): v for k, v in config.fsdp_config.items()}
+    plugin = FullyShardedDataParallelPlugin(**kwargs)
+    assert plugin.fsdp_version == 2 and plugin.reshard_after_forward is True  # full sharding (FSDP2)
+    assert str(plugin.state_dict_type).endswith("FULL_STATE_DICT")  # one consolidated file at save
+    assert plugin.cpu_ram_efficient_loading is True
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_configs_build_accelerates_plugin(stage):
+    from accelerate.utils import DeepSpeedPlugin
+
+    config = load_config_from_file(os.path.join(REPO_ROOT, "accelerate_configs", f"deepspeed_zero{stage}.yaml"))
+    ds = config.deepspeed_config
+    plugin = DeepSpeedPlugin(
+        zero_stage=ds["zero_stage"],
+        zero3_init_flag=ds["zero3_init_flag"],
+        zero3_save_16bit_model=ds.get("zero3_save_16bit_model", False),
+        offload_optimizer_device=ds["offload_optimizer_device"],
+        offload_param_device=ds["offload_param_device"],
+    )
+    assert plugin.zero_stage == stage
+    assert plugin.deepspeed_config["zero_optimization"]["stage"] == stage

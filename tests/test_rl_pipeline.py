@@ -18,7 +18,7 @@ from rm_trl import PairwiseRewardConfig, PairwiseRewardTrainer
 from rm_trl.scoring import RewardScorer
 from rm_trl.serve import ServerSettings, create_app
 
-from .conftest import learnable_pairs, make_tiny_llama
+from .conftest import REPO_ROOT, learnable_pairs, make_tiny_llama
 
 
 def train_rm(model, tokenizer, output_dir, **config):
@@ -346,3 +346,30 @@ def test_grpo_with_reward_function_scores_like_training(rm_dir, policy_dir, tmp_
     offline = RewardScorer.from_pretrained(rm_dir).score_texts([p for p, _, _ in scored], [c for _, c, _ in scored])
     np.testing.assert_allclose([r for _, _, r in scored], offline, atol=1e-5)
     assert all(r is None for _, c, r in seen if not c.strip())  # empty completions: None (TRL: NaN), not a crash
+
+
+def test_grpo_recipe_runs(rm_dir, policy_dir, tmp_path):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "recipes", "grpo_with_rm.py"),
+            "--reward_model",
+            rm_dir,
+            "--policy",
+            policy_dir,
+            "--max_steps",
+            "2",
+            "--max_prompts",
+            "8",
+            "--output_dir",
+            str(tmp_path),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mean reward per step" in proc.stdout

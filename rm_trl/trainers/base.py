@@ -35,7 +35,7 @@ from ..export import (
     save_metrics,
     write_model_card,
 )
-from ..modeling import apply_lora, load_reward_model, load_tokenizer, setup_pad_token
+from ..modeling import apply_lora, keep_head_in_float32, load_reward_model, load_tokenizer, setup_pad_token
 from ..packing import (
     PackedRewardDataCollator,
     TokenBudgetBatchSampler,
@@ -104,6 +104,7 @@ class RewardTrainer(Trainer):
                 model.enable_input_require_grads()
         if args.disable_dropout:
             _disable_dropout(model)
+        keep_head_in_float32(model)
 
         self.data_reports: dict[str, DataReport] = {}
         self.prepared: dict[str, PreparedData] = {}
