@@ -47,6 +47,16 @@ class RewardConfig(TrainingArguments):
         invalid_rows (`str`, defaults to `"error"`):
             `"error"` stops at the first invalid rows with a message naming each row and field; `"skip"` drops them
             and logs how many were skipped and why.
+        duplicate_rows (`str`, defaults to `"keep"`):
+            Rows repeating an earlier row (same prompt, responses and label): `"keep"` (counted as flagged) or
+            `"drop"` (the first one stays).
+        conflicting_rows (`str`, defaults to `"keep"`):
+            Rows giving the same prompt and responses different labels (A > B and B > A; two scores for one
+            response), e.g. several annotators who disagree: `"keep"` (counted), `"drop"` (all of them) or
+            `"error"`.
+        eval_overlap (`str`, defaults to `"warn"`):
+            Evaluation rows whose prompt and responses also appear in the training data: `"warn"` (counted in the
+            eval report), `"drop"` (removed from evaluation, counted) or `"error"`.
         append_eos (`bool` or `None`, defaults to `None`):
             Append the tokenizer's EOS token to every plain-text response. `None` means automatic: yes for decoders
             whose tokenizer has an EOS token and does not add one itself, no for encoders (which end with `[SEP]`)
@@ -65,6 +75,9 @@ class RewardConfig(TrainingArguments):
 
         > Model
 
+        nonfinite_loss (`str`, defaults to `"error"`):
+            A NaN or infinite training loss stops training with a message naming the step and the batch's rows
+            (`"error"`), or the batch is skipped and counted (`"skip"`: its gradient is zero on every process).
         trust_remote_code (`bool`, defaults to `False`):
             Allow checkpoints that ship custom Python code. Off by default: loading a model should not run code.
         disable_dropout (`bool`, defaults to `True`):
@@ -128,6 +141,23 @@ class RewardConfig(TrainingArguments):
             "choices": list(INVALID_ROW_POLICIES),
         },
     )
+    duplicate_rows: str = field(
+        default="keep", metadata={"help": "Repeated rows: keep (counted) or drop.", "choices": ["keep", "drop"]}
+    )
+    conflicting_rows: str = field(
+        default="keep",
+        metadata={
+            "help": "Rows contradicting each other: keep (counted), drop or error.",
+            "choices": ["keep", "drop", "error"],
+        },
+    )
+    eval_overlap: str = field(
+        default="warn",
+        metadata={
+            "help": "Eval rows also in the training data: warn, drop or error.",
+            "choices": ["warn", "drop", "error"],
+        },
+    )
     append_eos: bool | None = field(
         default=None,
         metadata={"help": "Append EOS to plain-text responses (default: automatic, see docs)."},
@@ -147,6 +177,9 @@ class RewardConfig(TrainingArguments):
         default=None, metadata={"help": "Pad each batch to a multiple of this length."}
     )
     # Model
+    nonfinite_loss: str = field(
+        default="error", metadata={"help": "NaN/inf loss: error or skip (counted).", "choices": ["error", "skip"]}
+    )
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow models and tokenizers that ship their own Python code."}
     )
@@ -186,8 +219,15 @@ class RewardConfig(TrainingArguments):
             raise ValueError(f"loss_type={loss_type!r}; expected one of {self.loss_types}")
         if self.truncation not in TRUNCATION_POLICIES:
             raise ValueError(f"truncation={self.truncation!r}; expected one of {TRUNCATION_POLICIES}")
-        if self.invalid_rows not in INVALID_ROW_POLICIES:
-            raise ValueError(f"invalid_rows={self.invalid_rows!r}; expected one of {INVALID_ROW_POLICIES}")
+        for name, allowed in (
+            ("invalid_rows", INVALID_ROW_POLICIES),
+            ("duplicate_rows", ("keep", "drop")),
+            ("conflicting_rows", ("keep", "drop", "error")),
+            ("eval_overlap", ("warn", "drop", "error")),
+            ("nonfinite_loss", ("error", "skip")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}; expected one of {allowed}")
         if self.max_length is not None and self.max_length < 8:
             raise ValueError(f"max_length={self.max_length} is too small to hold a prompt and a response")
         if not self.use_cpu and not _has_accelerator():

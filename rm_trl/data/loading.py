@@ -46,7 +46,15 @@ def load_data(source: str | Dataset | DatasetDict, split: str = "train", config:
     if os.path.isfile(path):
         builder = _builder_for(path)
         kwargs = {"delimiter": "\t"} if path.endswith(".tsv") else {}
-        return load_dataset(builder, data_files=path, split="train", **kwargs)
+        if builder in ("json", "csv"):
+            check_utf8(path)  # Arrow's readers accept invalid bytes and fail later, far from the cause
+        try:
+            return load_dataset(builder, data_files=path, split="train", **kwargs)
+        except Exception as exc:
+            problem = diagnose_file(path)
+            if problem:
+                raise DataLoadError(problem) from exc
+            raise
     if any(ch in path for ch in "*?["):
         files = sorted(glob.glob(path))
         if not files:
@@ -70,6 +78,71 @@ def load_data(source: str | Dataset | DatasetDict, split: str = "train", config:
             f"could not load {source!r}: it is not a local path, and loading it from the Hugging Face Hub failed "
             f"({type(exc).__name__}: {exc}).{hint}"
         ) from exc
+
+
+def check_utf8(path: str, chunk_size: int = 1 << 24) -> None:
+    """Raise a `DataLoadError` naming the byte and line of the first invalid UTF-8 sequence in a text file."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = lines = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                position = offset + exc.start
+                line = lines + chunk[: exc.start].count(b"\n") + 1
+                raise DataLoadError(
+                    f"{path} is not valid UTF-8: byte {position} (line {line}, row {line - 1}) cannot be decoded "
+                    f"({exc.reason}); re-encode the file as UTF-8"
+                ) from None
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise DataLoadError(
+            f"{path} is not valid UTF-8: it ends inside a multi-byte character ({exc.reason})"
+        ) from None
+
+
+def diagnose_file(path: str) -> str | None:
+    """Find why a text data file cannot be loaded, in terms of its lines: bad encoding, bad JSON, or a field
+    whose type changes from one row to the next (Arrow needs one type per column)."""
+    if path.endswith(".parquet") or path.endswith(".arrow"):
+        return None
+    if not (path.endswith(".jsonl") or path.endswith(".json")):
+        return None
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    import json
+
+    first_type: dict[str, tuple[str, int]] = {}
+    row = -1
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        row += 1
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            if number == 1 and path.endswith(".json"):
+                return None  # a JSON document, not JSON lines: leave it to the loader's own message
+            return f"{path}, line {number} (row {row}): not valid JSON ({exc})"
+        if not isinstance(record, dict):
+            return f"{path}, line {number} (row {row}): expected a JSON object, got {type(record).__name__}"
+        for key, value in record.items():
+            if value is None:
+                continue
+            kind = "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else type(value).__name__
+            seen = first_type.setdefault(key, (kind, row))
+            if seen[0] != kind:
+                return (
+                    f"{path}, line {number} (row {row}), field {key!r}: {kind} {value!r:.60} where row {seen[1]} has "
+                    f"a {seen[0]}; one column holds one type, so fix the row (or quote all values as text)"
+                )
+    return None
 
 
 def _looks_like_hub_id(name: str) -> bool:

@@ -64,6 +64,8 @@ def prepare_dataset(
     append_eos: bool | None,
     num_proc: int | None = None,
     parse_options: dict[str, Any] | None = None,
+    duplicate_rows: str = "keep",
+    conflicting_rows: str = "keep",
 ) -> PreparedData:
     """Validate, parse and tokenize `dataset`; raise or count every row that cannot be used as is."""
     if len(dataset) == 0:
@@ -134,6 +136,8 @@ def prepare_dataset(
             report.note_rows(f"invalid:{reason}", [r for r, p in first_reason.items() if p.reason == reason])
         parsed = parsed.filter(lambda cell: not cell, input_columns="_problems", num_proc=num_proc)
 
+    parsed = _handle_duplicates(parsed, targets, report, split, duplicate_rows, conflicting_rows)
+
     budget = None if max_length is None else max_length - template.num_special
     if budget is not None and budget < 2:
         raise ValueError(f"max_length={max_length} leaves no room once the special tokens are added")
@@ -196,9 +200,58 @@ def prepare_dataset(
     report.rows_out = len(tokenized)
     if report.rows_out == 0:
         raise DataValidationError(f"no usable rows left in the {split} data: {report.summary()}")
-    log = logger.warning if (report.invalid or report.dropped or report.truncated) else logger.info
+    log = logger.warning if (report.invalid or report.dropped or report.truncated or report.flagged) else logger.info
     log("Data report: %s", report.summary())
     return PreparedData(tokenized, report, layout, template)
+
+
+def _row_label(responses: list[str], targets: dict[str, Any]) -> tuple:
+    """What a row says about its responses, independent of the order they are listed in: each response with its
+    rank (ranked) or position (pairwise: chosen first), plus the row's scalar targets (scores, margin)."""
+    per_response = next((v for v in targets.values() if isinstance(v, list)), range(len(responses)))
+    scalars = tuple(
+        None if (isinstance(v, float) and v != v) else v for v in targets.values() if not isinstance(v, list)
+    )
+    return tuple(sorted(zip(responses, per_response))), scalars
+
+
+def _handle_duplicates(
+    parsed: Dataset, targets: tuple[str, ...], report: DataReport, split: str, duplicates: str, conflicts: str
+) -> Dataset:
+    """Find repeated rows (same prompt and responses, same label) and conflicting ones (same prompt and responses,
+    different labels: A > B in one row and B > A in another, or two scores for one response); apply the policies."""
+    columns = parsed.select_columns(["row", "_prompt", "_responses", *targets]).to_dict()
+    first_label: dict[tuple, tuple] = {}
+    first_row: dict[tuple, int] = {}
+    duplicate, conflicting = [], set()
+    for i, (row, prompt, responses) in enumerate(zip(columns["row"], columns["_prompt"], columns["_responses"])):
+        key = (prompt, tuple(sorted(responses)))
+        label = _row_label(responses, {name: columns[name][i] for name in targets})
+        if key not in first_label:
+            first_label[key], first_row[key] = label, row
+        elif first_label[key] == label:
+            duplicate.append(row)
+        else:
+            conflicting.update((first_row[key], row))
+    conflicting_rows = sorted(conflicting)
+    if conflicting_rows and conflicts == "error":
+        raise DataValidationError(
+            f"{len(conflicting_rows)} rows of the {split} data give the same prompt and responses different labels, "
+            f"e.g. rows {conflicting_rows[:MAX_PROBLEMS_SHOWN]}. Set `conflicting_rows: keep` or `drop`."
+        )
+    drop: set[int] = set()
+    for name, rows, policy in (("duplicate", duplicate, duplicates), ("conflicting", conflicting_rows, conflicts)):
+        if not rows:
+            continue
+        report.note_rows(name, rows)
+        if policy == "drop":
+            report.dropped[name] += len(rows)
+            drop.update(rows)
+        else:
+            report.flagged[name] += len(rows)
+    if drop:
+        parsed = parsed.filter(lambda row: row not in drop, input_columns=ROW)
+    return parsed
 
 
 def _check_last_token_not_pad(dataset: Dataset, pad_token_id: int | None, split: str) -> None:

@@ -45,6 +45,7 @@ class DataReport:
     invalid: Counter = field(default_factory=Counter)
     truncated: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
+    flagged: Counter = field(default_factory=Counter)  # kept, but worth knowing (duplicates, conflicts, overlap)
     example_rows: dict[str, list[int]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -60,6 +61,7 @@ class DataReport:
             "skipped_invalid": dict(self.invalid),
             "truncated": dict(self.truncated),
             "dropped": dict(self.dropped),
+            "flagged_kept": dict(self.flagged),
             "example_rows": self.example_rows,
             "settings": self.settings,
         }
@@ -72,6 +74,8 @@ class DataReport:
             parts.append("truncated " + _fmt(self.truncated))
         if self.dropped:
             parts.append("dropped " + _fmt(self.dropped))
+        if self.flagged:
+            parts.append("kept but flagged " + _fmt(self.flagged))
         if len(parts) == 1:
             parts.append("none truncated, none dropped")
         return "; ".join(parts)

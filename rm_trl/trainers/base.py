@@ -9,6 +9,7 @@ sequences of a batch, training-metric logging, evaluation predictions, and the p
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from collections import defaultdict
@@ -26,7 +27,7 @@ from ..config import RewardConfig
 from ..data.collators import RewardDataCollator
 from ..data.formats import RowSchema
 from ..data.pipeline import LENGTH, PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, is_prepared, prepare_dataset
-from ..data.report import DataReport, save_reports
+from ..data.report import DataReport, DataValidationError, save_reports
 from ..export import (
     METADATA_KEY,
     bake_normalization,
@@ -63,6 +64,12 @@ class RewardTrainer(Trainer):
     schema: RowSchema
     family: str = "base"
     loss_is_scaled_for_ga = False  # losses are means over the batch; Trainer divides by the accumulation steps
+
+    def __init_subclass__(cls, **kwargs):
+        """Every family's `compute_loss` gets the non-finite-loss guard (see `nonfinite_loss`)."""
+        super().__init_subclass__(**kwargs)
+        if "compute_loss" in cls.__dict__:
+            cls.compute_loss = _guard_nonfinite_loss(cls.__dict__["compute_loss"])
 
     def __init__(
         self,
@@ -113,6 +120,8 @@ class RewardTrainer(Trainer):
             eval_dataset = {k: self._prepare(v, f"eval_{k}", processing_class, args) for k, v in eval_dataset.items()}
         else:
             eval_dataset = self._prepare(eval_dataset, "eval", processing_class, args)
+        if train_dataset is not None and isinstance(eval_dataset, Dataset) and "eval" in self.data_reports:
+            eval_dataset = self._check_overlap(train_dataset, eval_dataset, args.eval_overlap)
         self.target_names = self._target_names()
         self.token_rewards: TokenRewardCapture | None = None
         if data_collator is None:
@@ -130,6 +139,7 @@ class RewardTrainer(Trainer):
             **kwargs,
         )
         self._train_metrics: dict[str, list[float]] = defaultdict(list)
+        self.skipped_nonfinite_batches = 0
         self._record_metadata()
 
     # ----- hooks a loss family overrides -------------------------------------------------------------------------
@@ -179,6 +189,8 @@ class RewardTrainer(Trainer):
                 append_eos=args.append_eos,
                 num_proc=args.dataset_num_proc,
                 parse_options=self.parse_options(args),
+                duplicate_rows=args.duplicate_rows,
+                conflicting_rows=args.conflicting_rows,
             )
         self.prepared[split] = prepared
         self.data_reports[split] = prepared.report
@@ -207,6 +219,36 @@ class RewardTrainer(Trainer):
             target_names=self.target_names,
             pad_to_multiple_of=args.pad_to_multiple_of,
         )
+
+    def _check_overlap(self, train: Dataset, evaluation: Dataset, policy: str) -> Dataset:
+        """Count evaluation rows that also appear, token for token, in the training data; apply `eval_overlap`."""
+
+        def keys(data: Dataset) -> list[tuple]:
+            return [(tuple(p), tuple(sorted(map(tuple, rs)))) for p, rs in zip(data[PROMPT_IDS], data[RESPONSE_IDS])]
+
+        train_keys = set(keys(train))
+        train_prompts = {k[0] for k in train_keys}
+        eval_keys = keys(evaluation)
+        overlap = [row for row, key in zip(evaluation[ROW], eval_keys) if key in train_keys]
+        shared_prompts = sum(key[0] in train_prompts for key in eval_keys)
+        report = self.data_reports["eval"]
+        report.settings["overlap_with_train"] = {"rows": len(overlap), "prompts": shared_prompts}
+        if not overlap:
+            return evaluation
+        message = f"{len(overlap)} evaluation rows also appear in the training data (e.g. rows {overlap[:10]})"
+        if policy == "error":
+            raise DataValidationError(message + "; set `eval_overlap: warn` or `drop`")
+        report.note_rows("overlap_with_train", overlap)
+        if policy == "drop":
+            report.dropped["overlap_with_train"] += len(overlap)
+            drop = set(overlap)
+            evaluation = evaluation.filter(lambda row: row not in drop, input_columns=ROW)
+            report.rows_out = len(evaluation)
+            self.prepared["eval"] = dataclasses.replace(self.prepared["eval"], dataset=evaluation)
+        else:
+            report.flagged["overlap_with_train"] += len(overlap)
+        logger.warning("%s: %s", message, "dropped from evaluation" if policy == "drop" else "kept")
+        return evaluation
 
     def _target_names(self) -> tuple[str, ...]:
         names = {p.target_names for p in self.prepared.values()}
@@ -263,6 +305,8 @@ class RewardTrainer(Trainer):
         if self._train_metrics and "loss" in logs:
             logs.update({k: float(np.mean(v)) for k, v in self._train_metrics.items()})
             self._train_metrics.clear()
+        if self.skipped_nonfinite_batches and "loss" in logs:
+            logs["skipped_nonfinite_batches"] = self.skipped_nonfinite_batches
         super().log(logs, start_time)
 
     def _compute_eval_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
@@ -381,6 +425,35 @@ class RewardTrainer(Trainer):
         """Called by `push_to_hub`: write rm-trl's card instead of the generic Trainer one."""
         if self.args.should_save:
             write_model_card(self.args.output_dir, self.reward_metadata(), model_ref=self.args.hub_model_id)
+
+
+def _guard_nonfinite_loss(compute_loss):
+    @functools.wraps(compute_loss)
+    def guarded(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        result = compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        if not model.training:
+            return result
+        loss = result[0] if return_outputs else result
+        finite = torch.isfinite(loss.detach()).float()
+        if self.accelerator.num_processes > 1:  # every process must take the same decision
+            finite = self.accelerator.reduce(finite, reduction="min")
+        if finite.item() == 1.0:
+            return result
+        step, rows = self.state.global_step + 1, inputs["row"].tolist()
+        if self.args.nonfinite_loss == "error":
+            raise FloatingPointError(
+                f"non-finite training loss at step {step} on this process's batch of rows {rows[:32]} "
+                f"(loss {loss.item()}); check those rows and the learning rate / precision, or set "
+                "`nonfinite_loss: skip` to skip such batches (they are counted)"
+            )
+        self.skipped_nonfinite_batches += 1
+        logger.warning("Skipped a batch with a non-finite loss at step %d (rows %s)", step, rows[:32])
+        # A zero that reaches every trainable parameter: no update from this batch, and data-parallel gradient
+        # synchronisation still sees a backward pass on every process.
+        zero = sum((p * 0).sum() for p in model.parameters() if p.requires_grad)
+        return (zero, result[1]) if return_outputs else zero
+
+    return guarded
 
 
 def _set_cpu_threads(requested: int | None) -> None:

@@ -30,10 +30,10 @@ RANKED = "ranked"
 
 def detect_ranked_layout(column_names: Sequence[str], first_row: dict[str, Any], **_: Any) -> Layout:
     require_columns(RANKED, column_names, ("prompt", "completions", "ranks"), ())
-    completions = first_row.get("completions") or []
+    completions = first_row.get("completions")
     return Layout(
         kind=RANKED,
-        conversational=bool(completions) and is_conversational(completions[0]),
+        conversational=isinstance(completions, list) and bool(completions) and is_conversational(completions[0]),
         targets=("ranks",),
     )
 

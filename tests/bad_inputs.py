@@ -1,0 +1,361 @@
+"""The bad-input matrix: every kind of bad row, for every format, and what rm-trl does with it.
+
+Shared by `tests/test_reliability.py` (which asserts each outcome) and `scripts/make_reliability_doc.py` (which
+runs the same cases and writes `docs/reliability.md` from what actually happened).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from datasets import Dataset
+
+from rm_trl.data import DataLoadError, DataValidationError, load_data, prepare_dataset
+from rm_trl.data.formats import SCHEMAS
+
+P = {"prompt": "Q?", "chosen": " a good answer", "rejected": " a bad answer"}
+R = {"prompt": "Q?", "response": " an answer", "score": 3.0}
+K = {"prompt": "Q?", "completions": [" best", " middle", " worst"], "ranks": [0, 1, 2]}
+C = {
+    "prompt": [{"role": "user", "content": "Q?"}],
+    "chosen": [{"role": "assistant", "content": "a good answer"}],
+    "rejected": [{"role": "assistant", "content": "a bad answer"}],
+}
+LONG = "Q " + "word " * 200
+
+
+@dataclass
+class Case:
+    """One bad input. `expect` is ("error", text in the message) or ("ok", {report field: expected counts})."""
+
+    name: str
+    format: str  # pairwise, rated, ranked, conversational
+    rows: list[dict] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    expect: tuple[str, Any] = ("ok", {})
+    file_bytes: bytes | None = None  # the case is a file on disk instead of in-memory rows
+
+
+def good(fmt: str) -> dict:
+    return {"pairwise": P, "rated": R, "ranked": K, "conversational": C}[fmt]
+
+
+def with_row(fmt: str, bad: dict, drop: tuple[str, ...] = ()) -> list[dict]:
+    row = {**good(fmt), **bad}
+    for key in drop:
+        row.pop(key)
+    return [dict(good(fmt)), row]
+
+
+# Per format: the field a text case targets, and how to write an empty / whitespace / wrong-typed / None value there.
+TEXT_CASES = {
+    "pairwise": ("chosen", "", "  \n\t ", 7, None),
+    "rated": ("response", "", "  \n\t ", 7, None),
+    "ranked": ("completions", [" best", "", " worst"], [" best", "  \t", " worst"], [1, 2, 3], None),
+}
+ERROR_FIELD = {"pairwise": "chosen", "rated": "response", "ranked": "completions[1]"}
+
+CASES: list[Case] = []
+for fmt in ("pairwise", "rated", "ranked", "conversational"):
+    required = {"pairwise": "rejected", "rated": "score", "ranked": "ranks", "conversational": "rejected"}[fmt]
+    long_prompt = [{"role": "user", "content": LONG}] if fmt == "conversational" else LONG
+    CASES += [
+        Case(
+            f"missing column '{required}'",
+            fmt,
+            [{k: v for k, v in good(fmt).items() if k != required}],
+            expect=("error", f"missing ['{required}']"),
+        ),
+        Case(
+            "extra column",
+            fmt,
+            [{**good(fmt), "source": "web"}],
+            expect=("ok", {"rows_out": 1, "flagged_kept": {}}),
+        ),
+        Case(
+            "duplicate rows", fmt, [good(fmt), good(fmt), good(fmt)], expect=("ok", {"flagged_kept": {"duplicate": 2}})
+        ),
+        Case(
+            "duplicate rows, drop policy",
+            fmt,
+            [good(fmt), good(fmt)],
+            {"duplicate_rows": "drop"},
+            expect=("ok", {"dropped": {"duplicate": 1}, "rows_out": 1}),
+        ),
+        Case(
+            "over-length row (default: prompt cut from the left)",
+            fmt,
+            with_row(fmt, {"prompt": long_prompt}),
+            {"max_length": 48},
+            expect=("ok", {"truncated": {"prompt_truncated": 1}, "rows_out": 2}),
+        ),
+        Case(
+            "over-length row, drop policy",
+            fmt,
+            with_row(fmt, {"prompt": long_prompt}),
+            {"max_length": 48, "truncation": "drop"},
+            expect=("ok", {"dropped": {"overlength": 1}, "rows_out": 1}),
+        ),
+        Case(
+            "over-length row, error policy",
+            fmt,
+            with_row(fmt, {"prompt": long_prompt}),
+            {"max_length": 48, "truncation": "error"},
+            expect=("error", "do not fit in max_length=48"),
+        ),
+        Case("empty dataset", fmt, [], expect=("error", "dataset is empty")),
+    ]
+    if fmt == "conversational":
+        continue
+    field_name, empty, blank, wrong, none = TEXT_CASES[fmt]
+    CASES += [
+        Case(
+            f"empty text in '{field_name}'",
+            fmt,
+            with_row(fmt, {field_name: empty}),
+            expect=("error", f"row 1, field '{ERROR_FIELD[fmt]}'"),
+        ),
+        Case(
+            f"whitespace-only text in '{field_name}'",
+            fmt,
+            with_row(fmt, {field_name: blank}),
+            expect=("error", f"row 1, field '{ERROR_FIELD[fmt]}'"),
+        ),
+        Case(
+            f"wrong type in '{field_name}' (numbers)",
+            fmt,
+            [{**good(fmt), field_name: wrong}],
+            expect=("error", "expected text, got int"),
+        ),
+        Case(
+            f"None in '{field_name}'",
+            fmt,
+            with_row(fmt, {field_name: none}),
+            expect=("error", f"row 1, field '{field_name}'"),
+        ),
+        Case(
+            f"None in '{field_name}', skip policy",
+            fmt,
+            with_row(fmt, {field_name: none}),
+            {"invalid_rows": "skip"},
+            expect=("ok", {"rows_out": 1, "rows_in": 2}),
+        ),
+    ]
+
+CASES += [
+    # pairwise
+    Case(
+        "chosen == rejected",
+        "pairwise",
+        with_row("pairwise", {"rejected": " a good answer"}),
+        expect=("error", "chosen and rejected responses are identical"),
+    ),
+    Case(
+        "NaN margin",
+        "pairwise",
+        [{**P, "margin": 1.0}, {**P, "chosen": " x", "margin": float("nan")}],
+        expect=("error", "row 1, field 'margin': value nan is not finite"),
+    ),
+    Case(
+        "conflicting labels (A > B and B > A)",
+        "pairwise",
+        [P, {**P, "chosen": P["rejected"], "rejected": P["chosen"]}],
+        expect=("ok", {"flagged_kept": {"conflicting": 2}}),
+    ),
+    Case(
+        "conflicting labels, drop policy",
+        "pairwise",
+        [P, {**P, "chosen": P["rejected"], "rejected": P["chosen"]}, {**P, "prompt": "Other?"}],
+        {"conflicting_rows": "drop"},
+        expect=("ok", {"dropped": {"conflicting": 2}, "rows_out": 1}),
+    ),
+    Case(
+        "conflicting labels, error policy",
+        "pairwise",
+        [P, {**P, "chosen": P["rejected"], "rejected": P["chosen"]}],
+        {"conflicting_rows": "error"},
+        expect=("error", "different labels"),
+    ),
+    Case(
+        "identical after truncation (keep_start)",
+        "pairwise",
+        with_row("pairwise", {"chosen": " same start " * 30 + "good", "rejected": " same start " * 30 + "bad"}),
+        {"max_length": 48, "truncation": "keep_start"},
+        expect=("ok", {"dropped": {"identical_after_truncation": 1}, "rows_out": 1}),
+    ),
+    # rated
+    Case("NaN score", "rated", with_row("rated", {"score": float("nan")}), expect=("error", "no score given")),
+    Case(
+        "infinite score",
+        "rated",
+        with_row("rated", {"score": float("inf")}),
+        expect=("error", "row 1, field 'score': value inf is not finite"),
+    ),
+    Case(
+        "out-of-range label for BCE",
+        "rated",
+        [{**R, "score": 1.0}, {**R, "response": " other", "score": 0.4}],
+        {"binary_labels": True},
+        expect=("error", "row 1, field 'score': binary labels must be 0 or 1, got 0.4"),
+    ),
+    Case(
+        "wrong type in 'score' (text)",
+        "rated",
+        [{**R, "score": "high"}],
+        expect=("error", "row 0, field 'score': expected a number, got str"),
+    ),
+    Case(
+        "conflicting scores for one response",
+        "rated",
+        [R, {**R, "score": 1.0}],
+        expect=("ok", {"flagged_kept": {"conflicting": 2}}),
+    ),
+    # ranked
+    Case(
+        "ranks not a ranking (1-based)",
+        "ranked",
+        with_row("ranked", {"ranks": [1, 2, 3]}),
+        expect=("error", "the best completion has rank 0"),
+    ),
+    Case(
+        "ranks not a ranking (negative)",
+        "ranked",
+        with_row("ranked", {"ranks": [0, -1, 2]}),
+        expect=("error", "ranks must be integers >= 0"),
+    ),
+    Case(
+        "ranks not a ranking (fractional)",
+        "ranked",
+        with_row("ranked", {"ranks": [0, 0.5, 1]}),
+        expect=("error", "ranks must be integers >= 0"),
+    ),
+    Case(
+        "ranks and completions differ in length",
+        "ranked",
+        with_row("ranked", {"ranks": [0, 1]}),
+        expect=("error", "2 ranks for 3 completions"),
+    ),
+    Case(
+        "K < 2",
+        "ranked",
+        with_row("ranked", {"completions": [" only"], "ranks": [0]}),
+        expect=("error", "need K >= 2 completions"),
+    ),
+    Case(
+        "all completions tied",
+        "ranked",
+        with_row("ranked", {"ranks": [0, 0, 0]}),
+        expect=("error", "all completions share one rank"),
+    ),
+    Case(
+        "one completion given two ranks",
+        "ranked",
+        with_row("ranked", {"completions": [" a", " a", " b"]}),
+        expect=("error", "two different ranks"),
+    ),
+    Case(
+        "conflicting rankings of one list",
+        "ranked",
+        [K, {**K, "ranks": [2, 1, 0]}],
+        expect=("ok", {"flagged_kept": {"conflicting": 2}}),
+    ),
+    # conversational
+    Case(
+        "unknown role",
+        "conversational",
+        with_row("conversational", {"chosen": [{"role": "robot", "content": "hi"}]}),
+        expect=("error", "row 1, field 'chosen[0]': unknown role 'robot'"),
+    ),
+    Case(
+        "message without content",
+        "conversational",
+        with_row("conversational", {"chosen": [{"role": "assistant"}]}),
+        expect=("error", "message has no text 'content'"),
+    ),
+    Case(
+        "last message not from the assistant",
+        "conversational",
+        with_row("conversational", {"chosen": [{"role": "user", "content": "hi"}]}),
+        expect=("error", "last message must be from the assistant"),
+    ),
+    Case(
+        "empty final message",
+        "conversational",
+        with_row("conversational", {"rejected": [{"role": "assistant", "content": "   "}]}),
+        expect=("error", "the final message is empty"),
+    ),
+    Case(
+        "empty message list",
+        "conversational",
+        with_row("conversational", {"chosen": []}),
+        expect=("error", "message list is empty"),
+    ),
+    # files
+    Case(
+        "non-UTF-8 bytes in a file",
+        "pairwise",
+        file_bytes=(json.dumps(P) + "\n").encode() + b'{"prompt": "Q", "chosen": " caf\xe9", "rejected": " x"}\n',
+        expect=("error", "not valid UTF-8: byte"),
+    ),
+    Case(
+        "a field changing type between rows of a file",
+        "rated",
+        file_bytes=(json.dumps(R) + "\n" + json.dumps({**R, "score": "high"}) + "\n").encode(),
+        expect=("error", "row 1, field 'score': expected a number, got str"),
+    ),
+    Case(
+        "a text field changing to a list in a file",
+        "pairwise",
+        file_bytes=(json.dumps(P) + "\n" + json.dumps({**P, "chosen": ["a", "b"]}) + "\n").encode(),
+        expect=("error", "row 1, field 'chosen': expected text, got list"),
+    ),
+    Case(
+        "invalid JSON line in a file",
+        "pairwise",
+        file_bytes=(json.dumps(P) + "\n{not json}\n").encode(),
+        expect=("error", "line 2 (row 1): not valid JSON"),
+    ),
+]
+
+
+def run_case(case: Case, tokenizers: dict[str, Any]) -> tuple[str, Any]:
+    """Run one case through loading and `prepare_dataset`; return ("error", message) or ("ok", report dict)."""
+    options = dict(case.options)
+    prepare_options = {
+        k: options.pop(k)
+        for k in ("max_length", "truncation", "invalid_rows", "duplicate_rows", "conflicting_rows")
+        if k in options
+    }
+    kind = "pairwise" if case.format == "conversational" else case.format
+    tokenizer = tokenizers["chat" if case.format == "conversational" else "plain"]
+    try:
+        if case.file_bytes is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "data.jsonl")
+                with open(path, "wb") as f:
+                    f.write(case.file_bytes)
+                dataset = load_data(path)
+        else:
+            dataset = (
+                Dataset.from_list(case.rows) if case.rows else Dataset.from_dict({k: [] for k in good(case.format)})
+            )
+        prepared = prepare_dataset(
+            dataset,
+            SCHEMAS[kind],
+            tokenizer,
+            split="train",
+            max_length=prepare_options.get("max_length", 128),
+            truncation=prepare_options.get("truncation", "truncate_prompt"),
+            invalid_rows=prepare_options.get("invalid_rows", "error"),
+            append_eos=None,
+            duplicate_rows=prepare_options.get("duplicate_rows", "keep"),
+            conflicting_rows=prepare_options.get("conflicting_rows", "keep"),
+            parse_options={"turn_markers": ("\n\nAssistant:",), **options},
+        )
+    except (DataValidationError, DataLoadError) as exc:
+        return "error", str(exc)
+    return "ok", prepared.report.to_dict()
