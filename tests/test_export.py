@@ -64,7 +64,7 @@ def test_full_model_roundtrip_and_export_files(tiny_llama, tmp_path):
     report = json.load(open(os.path.join(out, "data_report.json")))
     assert report["train"]["rows_in"] == 16 and report["train"]["rows_out"] == 16
     card = open(os.path.join(out, "README.md")).read()
-    assert "rm-trl" in card and "eval_accuracy" in card and "GRPOTrainer" in card
+    assert "rm-trl" in card and "eval_accuracy" in card and "GRPO" in card
 
 
 def test_lora_adapter_reload_and_merged_export_give_same_rewards(tiny_llama, tmp_path):

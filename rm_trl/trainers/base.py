@@ -436,7 +436,7 @@ def _guard_nonfinite_loss(compute_loss):
         loss = result[0] if return_outputs else result
         finite = torch.isfinite(loss.detach()).float()
         if self.accelerator.num_processes > 1:  # every process must take the same decision
-            finite = self.accelerator.reduce(finite, reduction="min")
+            finite = self.accelerator.gather(finite.reshape(1)).min()
         if finite.item() == 1.0:
             return result
         step, rows = self.state.global_step + 1, inputs["row"].tolist()
