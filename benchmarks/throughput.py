@@ -27,6 +27,14 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(REPO_ROOT, "..", "shared", "data", "hh-rlhf", "pairwise_train.jsonl")
 DEFAULT_TEST = os.path.join(REPO_ROOT, "..", "shared", "data", "hh-rlhf", "pairwise_test.jsonl")
 BACKBONES = ("minilm", "llama")
+# rm-trl settings measured by --ablation, to see what each technique contributes.
+VARIANTS = {
+    "default": {},
+    "no_packing": {"packing": False},
+    "no_grouping": {"train_sampling_strategy": "random"},
+    "plain": {"packing": False, "train_sampling_strategy": "random"},
+    "pack_rows_1024": {"pack_rows_tokens": 1024},
+}
 
 
 def matmul_ceiling(size: int = 2048, repeats: int = 5) -> float:
@@ -173,7 +181,8 @@ def worker(args) -> dict:
 
         torch.manual_seed(args.seed)
         model, tokenizer = load_reward_model(model_path, dtype="float32")
-        config = PairwiseRewardConfig(**common, cpu_threads=args.threads, pack_rows_tokens=args.pack_rows_tokens)
+        variant = VARIANTS[args.variant]
+        config = PairwiseRewardConfig(**common, cpu_threads=args.threads, **variant)
         trainer = PairwiseRewardTrainer(
             model=model, args=config, train_dataset=data, processing_class=tokenizer, callbacks=[timer.callback]
         )
@@ -184,7 +193,7 @@ def worker(args) -> dict:
     seconds = timer.end - timer.start
     params = non_embedding_parameters(trainer.model)
     result = {
-        "engine": args.engine,
+        "engine": args.engine if args.engine == "trl" else f"rm-trl:{args.variant}",
         "backbone": args.backbone,
         "pairs_per_s": timer.steps * args.batch_size / seconds,
         "real_tokens_per_s": counter.real / seconds,
@@ -235,8 +244,6 @@ def run_worker(engine: str, backbone: str, args) -> dict:
     ]
     if args.accuracy:
         cmd.append("--accuracy")
-    if args.pack_rows_tokens:
-        cmd += ["--pack_rows_tokens", str(args.pack_rows_tokens)]
     env = dict(
         os.environ,
         HF_HUB_OFFLINE="1",
@@ -258,8 +265,11 @@ def summarize(results: list[dict], ceiling: float) -> str:
     ]
     ratios = []
     for backbone in BACKBONES:
-        rows = {e: [r for r in results if r["backbone"] == backbone and r["engine"] == e] for e in ("rm-trl", "trl")}
-        if not rows["rm-trl"] or not rows["trl"]:
+        engines = ["rm-trl:default", "trl"] + sorted(
+            {r["engine"] for r in results if r["backbone"] == backbone} - {"rm-trl:default", "trl"}
+        )
+        rows = {e: [r for r in results if r["backbone"] == backbone and r["engine"] == e] for e in engines}
+        if not rows["rm-trl:default"] or not rows["trl"]:
             continue
         for engine, runs in rows.items():
             med = {
@@ -271,14 +281,20 @@ def summarize(results: list[dict], ceiling: float) -> str:
                 f"{med['padding_fraction']:.1%} | {med['peak_rss_mb']:.0f} | {med['model_gflops_per_s'] / ceiling:.1%} "
                 f"| {runs[0]['pairs_kept']}/{runs[0]['pairs_offered']} |"
             )
-        per_round = [a["pairs_per_s"] / b["pairs_per_s"] for a, b in zip(rows["rm-trl"], rows["trl"])]
+        per_round = [a["pairs_per_s"] / b["pairs_per_s"] for a, b in zip(rows["rm-trl:default"], rows["trl"])]
+        rss = [statistics.median(r["peak_rss_mb"] for r in rows[e]) for e in ("rm-trl:default", "trl")]
         ratios.append(
             f"- {backbone}: rm-trl / TRL pairs/s = {statistics.median(per_round):.2f}x "
-            f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)})"
+            f"(per round: {', '.join(f'{r:.2f}' for r in per_round)}); peak RSS rm-trl / TRL = {rss[0] / rss[1]:.2f}"
         )
-        if "eval_accuracy" in rows["rm-trl"][0]:
+        trl_speed = statistics.median(r["pairs_per_s"] for r in rows["trl"])
+        for engine in engines[2:]:
+            if rows[engine]:
+                speed = statistics.median(r["pairs_per_s"] for r in rows[engine])
+                ratios.append(f"  ablation {engine}: {speed / trl_speed:.2f}x TRL")
+        if "eval_accuracy" in rows["rm-trl:default"][0]:
             ratios.append(
-                f"  eval accuracy after the same pairs: rm-trl {rows['rm-trl'][0]['eval_accuracy']:.4f}, "
+                f"  eval accuracy after the same pairs: rm-trl {rows['rm-trl:default'][0]['eval_accuracy']:.4f}, "
                 f"TRL {rows['trl'][0]['eval_accuracy']:.4f}"
             )
     return "\n".join(lines + [""] + ratios)
@@ -299,7 +315,8 @@ def main() -> None:
     parser.add_argument("--cache_dir", default=os.path.join(REPO_ROOT, "outputs", "bench"))
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--accuracy", action="store_true", help="evaluate each engine on --test_data afterwards")
-    parser.add_argument("--pack_rows_tokens", type=int, default=None)
+    parser.add_argument("--ablation", action="store_true", help="also run each rm-trl variant once per backbone")
+    parser.add_argument("--variant", default="default", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", choices=("rm-trl", "trl"), help=argparse.SUPPRESS)
     parser.add_argument("--backbone", choices=BACKBONES, help=argparse.SUPPRESS)
@@ -322,7 +339,18 @@ def main() -> None:
                 result = run_worker(engine, backbone, args)
                 results.append(result)
                 print(
-                    f"round {round_ + 1} {backbone:6s} {engine:6s} {result['pairs_per_s']:.2f} pairs/s, "
+                    f"round {round_ + 1} {backbone:6s} {result['engine']:16s} {result['pairs_per_s']:.2f} pairs/s, "
+                    f"padding {result['padding_fraction']:.1%}",
+                    flush=True,
+                )
+        if args.ablation:
+            for variant in VARIANTS:
+                if variant == "default" or (backbone == "minilm" and variant != "no_grouping"):
+                    continue  # encoders never pack
+                result = run_worker("rm-trl", backbone, args, variant)
+                results.append(result)
+                print(
+                    f"ablation {backbone:6s} {result['engine']:24s} {result['pairs_per_s']:.2f} pairs/s, "
                     f"padding {result['padding_fraction']:.1%}",
                     flush=True,
                 )
