@@ -33,6 +33,8 @@ def main() -> None:
     import httpx
     import numpy as np
 
+    from rm_trl.serve import wait_until_healthy
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", default=os.path.join(REPO_ROOT, "data", "demo", "pairwise_test.jsonl"))
@@ -53,14 +55,7 @@ def main() -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("the server did not start")
+        wait_until_healthy(base, timeout=120)
 
         def send(row):
             start = time.perf_counter()

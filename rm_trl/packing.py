@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from .data.pipeline import PROMPT_IDS, RESPONSE_IDS, ROW
+from .data.collators import row_fields
+from .data.pipeline import PROMPT_IDS, RESPONSE_IDS
 
 PACKABLE_ATTENTION = ("eager", "sdpa")
 
@@ -118,15 +119,9 @@ class PackedRewardDataCollator:
             "position_ids": position_ids,
             "attention_mask": mask,
             "reward_index": torch.tensor(reward_index, dtype=torch.long),
-            "group_sizes": torch.tensor([len(ex[RESPONSE_IDS]) for ex in examples], dtype=torch.long),
-            ROW: torch.tensor([ex[ROW] for ex in examples], dtype=torch.long),
             "token_counts": torch.tensor([sum(lengths), n * length], dtype=torch.long),
+            **row_fields(examples, self.target_names),
         }
-        for name in self.target_names:
-            values = [ex[name] for ex in examples]
-            if isinstance(values[0], list):
-                values = [v for per_response in values for v in per_response]
-            batch[name] = torch.tensor(values, dtype=torch.float32)
         return batch
 
     @staticmethod

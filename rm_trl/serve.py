@@ -211,6 +211,23 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
     return app
 
 
+def wait_until_healthy(base_url: str, timeout: float = 120.0) -> None:
+    """Poll `GET /health` until the server answers (for scripts and tests that start one)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"no healthy reward server at {base_url} after {timeout:.0f} s")
+
+
 def run_server(settings: ServerSettings) -> None:
     import uvicorn
 

@@ -5,7 +5,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -16,7 +15,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Llam
 
 from rm_trl import PairwiseRewardConfig, PairwiseRewardTrainer
 from rm_trl.scoring import RewardScorer
-from rm_trl.serve import ServerSettings, create_app
+from rm_trl.serve import ServerSettings, create_app, wait_until_healthy
 
 from .conftest import REPO_ROOT, learnable_pairs, make_tiny_llama
 
@@ -196,14 +195,7 @@ def test_server_under_concurrent_load_loses_nothing(rm_dir):
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(120):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"server did not start: {server.stderr.read()[-2000:] if server.poll() else ''}")
+        wait_until_healthy(base, timeout=60)
         rows = learnable_pairs(40, seed=11)
         requests = [([r["prompt"]] * 2, [r["chosen"], r["rejected"]]) for r in rows]
 

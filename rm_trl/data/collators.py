@@ -42,13 +42,22 @@ class RewardDataCollator:
         batch = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
-            "group_sizes": torch.tensor([len(ex[RESPONSE_IDS]) for ex in examples], dtype=torch.long),
-            ROW: torch.tensor([ex[ROW] for ex in examples], dtype=torch.long),
             "token_counts": torch.tensor([int(attention_mask.sum()), attention_mask.numel()], dtype=torch.long),
+            **row_fields(examples, self.target_names),
         }
-        for name in self.target_names:
-            values = [ex[name] for ex in examples]
-            if isinstance(values[0], list):
-                values = [v for per_response in values for v in per_response]
-            batch[name] = torch.tensor(values, dtype=torch.float32)
         return batch
+
+
+def row_fields(examples: list[dict[str, Any]], target_names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """What every collated batch carries besides the token tensors: `group_sizes`, `row` and the targets
+    (`[rows]` for a per-row target, `[sequences]`, in sequence order, for a per-response one)."""
+    fields = {
+        "group_sizes": torch.tensor([len(ex[RESPONSE_IDS]) for ex in examples], dtype=torch.long),
+        ROW: torch.tensor([ex[ROW] for ex in examples], dtype=torch.long),
+    }
+    for name in target_names:
+        values = [ex[name] for ex in examples]
+        if isinstance(values[0], list):
+            values = [v for per_response in values for v in per_response]
+        fields[name] = torch.tensor(values, dtype=torch.float32)
+    return fields
