@@ -425,3 +425,16 @@ def test_contrastive_learns(tiny_llama, tmp_path, loss_type):
     after = trainer.evaluate()
     assert after["eval_loss"] < before["eval_loss"] and after["eval_accuracy"] >= 0.9
     assert trainer.loss_description()["type"] == loss_type
+
+
+def test_repeated_responses_are_averaged_when_ranking_ratings():
+    rows = [
+        {"prompt": "A", "response": " same", "score": 1.0},
+        {"prompt": "A", "response": " same", "score": 3.0},  # another system produced the same text
+        {"prompt": "A", "response": " other", "score": 0.0},
+    ]
+    ranked, stats = rated_to_ranked(Dataset.from_list(rows))
+    assert ranked.to_list() == [
+        {"prompt": "A", "completions": [" same", " other"], "ranks": [0, 1], "scores": [2.0, 0.0]}
+    ]
+    assert stats["repeated_responses_averaged"] == 1

@@ -45,10 +45,12 @@ def ranks_from_scores(scores: Sequence[float], min_gap: float = 0.0) -> list[int
     return [sum(1 for other in scores if other > s + min_gap) for s in scores]
 
 
-def _rated_groups(dataset: Dataset, score_column: str) -> tuple[list[tuple[Any, list[Any], list[float]]], int]:
+def _rated_groups(dataset: Dataset, score_column: str) -> tuple[list[tuple[Any, list[Any], list[float]]], dict]:
+    """Responses and scores per prompt. The same response text rated several times (several systems produced
+    it, or several annotators scored it) becomes one response with the mean score, and is counted."""
     if score_column not in dataset.column_names:
         raise DataValidationError(f"rated data has no {score_column!r} column to convert with")
-    groups: dict[str, tuple[Any, list, list]] = {}
+    groups: dict[str, tuple[Any, dict[str, tuple[Any, list[float]]]]] = {}
     missing = 0
     for prompt, response, score in zip(
         dataset["prompt"] if "prompt" in dataset.column_names else [""] * len(dataset),
@@ -58,18 +60,22 @@ def _rated_groups(dataset: Dataset, score_column: str) -> tuple[list[tuple[Any, 
         if score is None or score != score:  # None or NaN: no rating to convert
             missing += 1
             continue
-        _, responses, scores = groups.setdefault(_key(prompt), (prompt, [], []))
-        responses.append(response)
-        scores.append(float(score))
-    return list(groups.values()), missing
+        _, responses = groups.setdefault(_key(prompt), (prompt, {}))
+        responses.setdefault(_key(response), (response, []))[1].append(float(score))
+    merged = sum(len(scores) - 1 for _, responses in groups.values() for _, scores in responses.values())
+    out = [
+        (prompt, [r for r, _ in responses.values()], [sum(s) / len(s) for _, s in responses.values()])
+        for prompt, responses in groups.values()
+    ]
+    return out, {"rows_without_score": missing, "repeated_responses_averaged": merged}
 
 
 def rated_to_ranked(
     dataset: Dataset, score_column: str = "score", min_score_gap: float = 0.0
 ) -> tuple[Dataset, dict[str, int]]:
     """One ranked row per prompt: its rated responses, ranked by score."""
-    groups, missing = _rated_groups(dataset, score_column)
-    rows, stats = [], {"groups": len(groups), "rows_without_score": missing, "single_response": 0, "all_tied": 0}
+    groups, counts = _rated_groups(dataset, score_column)
+    rows, stats = [], {"groups": len(groups), **counts, "single_response": 0, "all_tied": 0}
     for prompt, responses, scores in groups:
         if len(responses) < 2:
             stats["single_response"] += 1
