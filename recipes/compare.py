@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--runs", help="Comma-separated run names to (re)do; default: all.")
     parser.add_argument("--skip_existing", action="store_true", help="Reuse runs already trained in output_dir.")
     parser.add_argument("--bootstrap_samples", type=int, default=1000)
+    parser.add_argument("--table_only", action="store_true", help="rewrite table and plot from comparison.json")
     args = parser.parse_args(argv)
     config = yaml.safe_load(open(args.config))
     output_dir = config["output_dir"]
@@ -74,18 +75,28 @@ def main(argv: list[str] | None = None) -> dict:
     test = load_data(config["test_data"], config.get("test_split", "test"))
     results_path = os.path.join(output_dir, "comparison.json")
     previous = json.load(open(results_path))["runs"] if os.path.exists(results_path) else {}
+    if args.table_only:
+        write_outputs(config, previous, output_dir)
+        return {"config": config, "runs": previous}
 
     rows = {}
     for run in runs:
         name = run["name"]
         run_dir = os.path.join(output_dir, name)
-        done = os.path.exists(os.path.join(run_dir, "config.json"))
-        if name not in selected or (args.skip_existing and done):
+        cost_path = os.path.join(run_dir, "cost.json")
+        trained = os.path.exists(os.path.join(run_dir, "config.json")) and os.path.exists(cost_path)
+        if name not in selected or (args.skip_existing and trained):
             if name in previous:
                 rows[name] = previous[name]
-            continue
-        print(f"== {name}: training ({run['family']})", flush=True)
-        cost = train(run, base, run_dir)
+                continue
+            if not trained:
+                continue
+            cost = json.load(open(cost_path))  # trained earlier, never evaluated: evaluate now
+        else:
+            print(f"== {name}: training ({run['family']})", flush=True)
+            cost = train(run, base, run_dir)
+            with open(cost_path, "w") as f:
+                json.dump(cost, f)
         print(f"== {name}: evaluating on {config['test_data']}", flush=True)
         scorer = RewardScorer.from_pretrained(run_dir)
         result = evaluate_dataset(
@@ -108,12 +119,16 @@ def main(argv: list[str] | None = None) -> dict:
     os.makedirs(output_dir, exist_ok=True)
     with open(results_path, "w") as f:
         json.dump(summary, f, indent=2, default=float)
+    write_outputs(config, rows, output_dir)
+    return summary
+
+
+def write_outputs(config: dict, rows: dict, output_dir: str) -> None:
     table = comparison_table(rows)
     with open(os.path.join(output_dir, "comparison.md"), "w") as f:
         f.write(f"# {config.get('name', 'Comparison')}\n\nTest data: `{config['test_data']}`\n\n{table}\n")
     plot(rows, os.path.join(output_dir, "comparison.png"))
     print(table)
-    return summary
 
 
 def comparison_table(rows: dict) -> str:
