@@ -91,3 +91,13 @@ def test_same_seed_same_weights(minilm_path, tmp_path):
         trainer.train()
         weights.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_evaluate_prepares_a_raw_dataset(tiny_llama, tmp_path):
+    model, tokenizer = tiny_llama
+    args = PairwiseRewardConfig(output_dir=str(tmp_path), max_steps=1, report_to="none", save_strategy="no")
+    trainer = PairwiseRewardTrainer(
+        model=model, args=args, processing_class=tokenizer, train_dataset=Dataset.from_list(learnable_pairs(8))
+    )
+    metrics = trainer.evaluate(eval_dataset=Dataset.from_list(learnable_pairs(12, seed=4)))
+    assert "eval_accuracy" in metrics and trainer.data_reports["eval"].rows_out == 12

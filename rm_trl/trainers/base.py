@@ -309,6 +309,17 @@ class RewardTrainer(Trainer):
             logs["skipped_nonfinite_batches"] = self.skipped_nonfinite_batches
         super().log(logs, start_time)
 
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Evaluate; a raw dataset passed here is validated and tokenized like the training data first."""
+        if isinstance(eval_dataset, dict):
+            eval_dataset = {
+                k: self._prepare(v, f"{metric_key_prefix}_{k}", self.processing_class, self.args)
+                for k, v in eval_dataset.items()
+            }
+        elif eval_dataset is not None:
+            eval_dataset = self._prepare(eval_dataset, metric_key_prefix, self.processing_class, self.args)
+        return super().evaluate(eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+
     def _compute_eval_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
         return self.metrics(prediction.predictions)
 
