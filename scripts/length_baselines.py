@@ -1,0 +1,52 @@
+"""Length-only baselines for the loss-analysis report: how far does "the longer response is better" get?
+
+    python scripts/length_baselines.py
+
+Scores every response by its length in characters and evaluates that "reward" with the same metrics as the
+models (pairwise accuracy; Spearman for rated data; pair accuracy over untied pairs for ranked lists).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from scipy.stats import spearmanr
+
+SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
+TESTS = {
+    "hh-rlhf pairs": "hh-rlhf/pairwise_test.jsonl",
+    "TL;DR pairs": "summarize-from-feedback/pairwise_tldr_test.jsonl",
+    "WMT MQM en-de rated": "wmt-mqm-ted/rated_ende_test.jsonl",
+    "USR Topical-Chat rated": "usr-dialog-ratings/rated_topicalchat_test.jsonl",
+    "oasst1 ranked": "oasst1-en100/ranked_test.jsonl",
+}
+
+
+def main() -> None:
+    print("| test set | length-only baseline |")
+    print("|---|---|")
+    for name, path in TESTS.items():
+        rows = [json.loads(line) for line in open(os.path.join(SHARED, path))]
+        if "chosen" in rows[0]:
+            value = np.mean([len(r["chosen"]) > len(r["rejected"]) for r in rows])
+            text = f"pairwise accuracy {value:.3f} (chosen longer)"
+        elif "completions" in rows[0]:
+            right = total = 0
+            for r in rows:
+                lengths, ranks = [len(c) for c in r["completions"]], r["ranks"]
+                for i in range(len(ranks)):
+                    for j in range(len(ranks)):
+                        if ranks[i] < ranks[j]:
+                            total += 1
+                            right += lengths[i] > lengths[j]
+            text = f"pair accuracy {right / total:.3f} over {total} untied pairs"
+        else:
+            value = spearmanr([len(r["response"]) for r in rows], [r["score"] for r in rows]).statistic
+            text = f"Spearman {value:.3f}"
+        print(f"| {name} | {text} |")
+
+
+if __name__ == "__main__":
+    main()
