@@ -132,6 +132,25 @@ def non_embedding_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters() if id(p) not in embeddings)
 
 
+def pairs_both_engines_keep(data, tokenizer_path: str, max_length: int):
+    """The pairs both engines train on unchanged: non-empty texts that fit `max_length` untruncated.
+
+    By default TRL drops over-length pairs silently and rm-trl keeps them (cutting the prompt), so rm-trl trains on
+    the longest pairs TRL never sees; this filter gives both engines exactly the same pairs, e.g. to compare memory.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+
+    def keep(row: dict) -> bool:
+        texts = [row["prompt"] + row[key] for key in ("chosen", "rejected")]
+        non_empty = all(row[key].strip() for key in ("chosen", "rejected"))
+        # +2 leaves room for the EOS both engines may append.
+        return non_empty and all(len(tokenizer(text)["input_ids"]) + 2 <= max_length for text in texts)
+
+    return data.filter(keep)
+
+
 def worker(args) -> dict:
     import torch
     from datasets import load_dataset
@@ -139,6 +158,8 @@ def worker(args) -> dict:
     torch.set_num_threads(args.threads)
     model_path, tokenizer_path = build_backbone(args.backbone, args.cache_dir)
     data = load_dataset("json", data_files=args.data, split="train")
+    if args.common_pairs:
+        data = pairs_both_engines_keep(data, tokenizer_path, args.max_length)
     data = data.select(range(min(len(data), args.batch_size * (args.warmup + args.steps) * 2)))
     common = dict(
         output_dir=os.path.join(args.cache_dir, f"out-{args.engine}-{args.backbone}"),
@@ -182,7 +203,8 @@ def worker(args) -> dict:
         torch.manual_seed(args.seed)
         model, tokenizer = load_reward_model(model_path, dtype="float32")
         variant = VARIANTS[args.variant]
-        config = PairwiseRewardConfig(**common, cpu_threads=args.threads, **variant)
+        # hh-rlhf has pairs whose chosen reply is empty: rm-trl refuses them unless told to skip (TRL trains on them).
+        config = PairwiseRewardConfig(**common, cpu_threads=args.threads, invalid_rows="skip", **variant)
         trainer = PairwiseRewardTrainer(
             model=model, args=config, train_dataset=data, processing_class=tokenizer, callbacks=[timer.callback]
         )
@@ -214,7 +236,7 @@ def worker(args) -> dict:
 
 
 # ----- driver -------------------------------------------------------------------------------------------------------
-def run_worker(engine: str, backbone: str, args) -> dict:
+def run_worker(engine: str, backbone: str, args, variant: str = "default") -> dict:
     cmd = [
         sys.executable,
         __file__,
@@ -241,9 +263,13 @@ def run_worker(engine: str, backbone: str, args) -> dict:
         args.cache_dir,
         "--seed",
         str(args.seed),
+        "--variant",
+        variant,
     ]
     if args.accuracy:
         cmd.append("--accuracy")
+    if args.common_pairs:
+        cmd.append("--common_pairs")
     env = dict(
         os.environ,
         HF_HUB_OFFLINE="1",
@@ -315,6 +341,9 @@ def main() -> None:
     parser.add_argument("--cache_dir", default=os.path.join(REPO_ROOT, "outputs", "bench"))
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--accuracy", action="store_true", help="evaluate each engine on --test_data afterwards")
+    parser.add_argument(
+        "--common_pairs", action="store_true", help="only pairs both engines keep untruncated (same data exactly)"
+    )
     parser.add_argument("--ablation", action="store_true", help="also run each rm-trl variant once per backbone")
     parser.add_argument("--variant", default="default", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
