@@ -12,7 +12,8 @@ import json
 import os
 
 import numpy as np
-from scipy.stats import spearmanr
+
+from rm_trl.evaluation import correlation, pairwise_accuracy, ranked_group_metrics
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 TESTS = {
@@ -30,20 +31,15 @@ def main() -> None:
     for name, path in TESTS.items():
         rows = [json.loads(line) for line in open(os.path.join(SHARED, path))]
         if "chosen" in rows[0]:
-            value = np.mean([len(r["chosen"]) > len(r["rejected"]) for r in rows])
+            lengths = {key: np.array([len(r[key]) for r in rows]) for key in ("chosen", "rejected")}
+            value = pairwise_accuracy(lengths["chosen"], lengths["rejected"])
             text = f"pairwise accuracy {value:.3f} (chosen longer)"
         elif "completions" in rows[0]:
-            right = total = 0
-            for r in rows:
-                lengths, ranks = [len(c) for c in r["completions"]], r["ranks"]
-                for i in range(len(ranks)):
-                    for j in range(len(ranks)):
-                        if ranks[i] < ranks[j]:
-                            total += 1
-                            right += lengths[i] > lengths[j]
-            text = f"pair accuracy {right / total:.3f} over {total} untied pairs"
+            groups = [(np.array([len(c) for c in r["completions"]]), np.array(r["ranks"])) for r in rows]
+            metrics = ranked_group_metrics(groups)
+            text = f"pair accuracy {metrics['pair_accuracy']:.3f} over {metrics['pairs']:.0f} untied pairs"
         else:
-            value = spearmanr([len(r["response"]) for r in rows], [r["score"] for r in rows]).statistic
+            value = correlation([len(r["response"]) for r in rows], [r["score"] for r in rows], "spearman")
             text = f"Spearman {value:.3f}"
         print(f"| {name} | {text} |")
 
