@@ -100,7 +100,8 @@ def test_real_decoder_pad_equals_eos_export_matches_training(smollm2_dir, tmp_pa
 
 def test_pairwise_recipe_on_real_hh_rlhf(minilm_path, tmp_path):
     hh_pairs("train", 64).to_json(tmp_path / "train.jsonl")  # row 51 prefers an empty reply
-    hh_pairs("test", 32).to_json(tmp_path / "test.jsonl")
+    test = hh_pairs("test", 32)
+    test.to_json(tmp_path / "test.jsonl")
     config = {
         "model_name_or_path": minilm_path,
         "train_data": str(tmp_path / "train.jsonl"),
@@ -137,7 +138,7 @@ def test_pairwise_recipe_on_real_hh_rlhf(minilm_path, tmp_path):
     # The export loads without rm-trl: tokenizer(prompt + response) and a plain forward give rm-trl's scores.
     plain = AutoModelForSequenceClassification.from_pretrained(out).eval()
     tokenizer = AutoTokenizer.from_pretrained(out)
-    rows = [r for r in hh_pairs("test", 32) if len(tokenizer(r["prompt"] + r["chosen"])["input_ids"]) <= 256][:4]
+    rows = [r for r in test if len(tokenizer(r["prompt"] + r["chosen"])["input_ids"]) <= 256][:4]
     prompts, responses = [r["prompt"] for r in rows], [r["chosen"] for r in rows]
     expected = RewardScorer.from_pretrained(str(out)).score_texts(prompts, responses)
     batch = tokenizer([p + r for p, r in zip(prompts, responses)], padding=True, return_tensors="pt")
