@@ -9,11 +9,11 @@ The steps are in `rm_trl/recipe.py`.
 """
 
 import os
+import sys
 
-from rm_trl import ContrastiveRewardConfig, ContrastiveRewardTrainer
-from rm_trl.recipe import parse, run
+from rm_trl.recipe import main
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "contrastive_demo.yaml")
 
 if __name__ == "__main__":
-    run(ContrastiveRewardTrainer, *parse(ContrastiveRewardConfig, DEFAULT_CONFIG))
+    sys.exit(main("contrastive", default_config=DEFAULT_CONFIG))

@@ -9,11 +9,11 @@ The steps are in `rm_trl/recipe.py`.
 """
 
 import os
+import sys
 
-from rm_trl import ListwiseRewardConfig, ListwiseRewardTrainer
-from rm_trl.recipe import parse, run
+from rm_trl.recipe import main
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "listwise_demo.yaml")
 
 if __name__ == "__main__":
-    run(ListwiseRewardTrainer, *parse(ListwiseRewardConfig, DEFAULT_CONFIG))
+    sys.exit(main("listwise", default_config=DEFAULT_CONFIG))

@@ -13,11 +13,11 @@ Every field of `DataArguments`, `PairwiseRewardConfig` (and `transformers.Traini
 """
 
 import os
+import sys
 
-from rm_trl import PairwiseRewardConfig, PairwiseRewardTrainer
-from rm_trl.recipe import parse, run
+from rm_trl.recipe import main
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "pairwise_demo.yaml")
 
 if __name__ == "__main__":
-    run(PairwiseRewardTrainer, *parse(PairwiseRewardConfig, DEFAULT_CONFIG))
+    sys.exit(main("pairwise", default_config=DEFAULT_CONFIG))

@@ -10,11 +10,11 @@ z-scores targets with training statistics stored in the export. The steps are in
 """
 
 import os
+import sys
 
-from rm_trl import PointwiseRewardConfig, PointwiseRewardTrainer
-from rm_trl.recipe import parse, run
+from rm_trl.recipe import main
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "pointwise_demo.yaml")
 
 if __name__ == "__main__":
-    run(PointwiseRewardTrainer, *parse(PointwiseRewardConfig, DEFAULT_CONFIG))
+    sys.exit(main("pointwise", default_config=DEFAULT_CONFIG))

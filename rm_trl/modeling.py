@@ -10,12 +10,15 @@ the last real token under a plain forward, left or right padded, in rm-trl, TRL 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from .errors import ConfigError, ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +98,71 @@ def setup_pad_token(model: PreTrainedModel, tokenizer, pad_token: str | None = N
 
 
 def load_tokenizer(name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False):
-    return AutoTokenizer.from_pretrained(
-        resolve_model_path(name_or_path), revision=revision, trust_remote_code=trust_remote_code
-    )
+    path = resolve_model_path(name_or_path)
+    with _explained_load_errors(path):
+        return AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
+
+
+@contextlib.contextmanager
+def _explained_load_errors(path: str):
+    """Turn the Hub client's errors for a model that is not there ("Repo id must be in the form ...", offline
+    look-ups) into one `ModelLoadError` naming the path."""
+    try:
+        yield
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError) as exc:
+        if os.path.isdir(path):
+            raise ModelLoadError(f"cannot load the model in {path}: {exc}") from exc
+        if path.startswith((".", "/", "~")) or path.count("/") > 1:  # a path, not a Hub id
+            raise ModelLoadError(f"model not found: {path} is not a folder") from exc
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        hint = " (HF_HUB_OFFLINE is set: only local folders and cached models load)" if offline else ""
+        raise ModelLoadError(f"model not found: {path} is neither a local folder nor a Hub model{hint}") from exc
+
+
+def position_limit(model: PreTrainedModel) -> tuple[int | None, bool]:
+    """The longest sequence the backbone accepts, and whether that is a hard limit (learned absolute position
+    embeddings, which fail beyond it) rather than the trained context of a rotary / relative model."""
+    config = model.config.get_text_config()
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if limit is None:
+        return None, False
+    absolute = [
+        m
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Embedding) and name.endswith(("position_embeddings", "wpe", "embed_positions"))
+    ]
+    if absolute:
+        offset = absolute[0].padding_idx  # RoBERTa-style positions start after the pad index
+        limit = min(limit, absolute[0].num_embeddings - (offset + 1 if offset is not None else 0))
+    return int(limit), bool(absolute)
+
+
+DEFAULT_MAX_LENGTH = 1024  # RewardConfig.max_length's default
+
+
+def fit_max_length_to_model(model: PreTrainedModel, args) -> None:
+    """Refuse a `max_length` the backbone cannot take (it would crash mid-training); the default is lowered to
+    the backbone's limit instead, with a log line."""
+    limit, hard = position_limit(model)
+    if limit is None or args.max_length is None or args.max_length <= limit:
+        if hard and args.max_length is None:
+            args.max_length = limit
+            logger.warning("max_length: None -> %d (the backbone's position limit)", limit)
+        return
+    if not hard:
+        logger.warning("max_length %d is above the backbone's trained context (%d)", args.max_length, limit)
+    elif args.max_length == DEFAULT_MAX_LENGTH:
+        logger.warning(
+            "max_length %d (the default) lowered to %d, the backbone's position limit", args.max_length, limit
+        )
+        args.max_length = limit
+    else:
+        raise ConfigError(
+            f"max_length={args.max_length} is more than the {limit} positions {type(model).__name__} accepts; "
+            f"set --max_length {limit} or less"
+        )
 
 
 def load_reward_model(
@@ -121,9 +186,13 @@ def load_reward_model(
     `(model, tokenizer)`.
     """
     path = resolve_model_path(name_or_path)
+    is_adapter = os.path.isfile(os.path.join(path, "adapter_config.json"))
+    if is_adapter and not os.path.isfile(os.path.join(path, "adapter_model.safetensors")):
+        # PEFT would open a pickled adapter_model.bin (pickle can run code); rm-trl loads safetensors only.
+        raise ModelLoadError(f"{path} has no adapter_model.safetensors; rm-trl loads adapters in safetensors only")
     tokenizer = load_tokenizer(path, revision=revision, trust_remote_code=trust_remote_code)
     adapter_config = None
-    if os.path.isfile(os.path.join(path, "adapter_config.json")):
+    if is_adapter:
         from peft import PeftConfig
 
         adapter_config = PeftConfig.from_pretrained(path)
@@ -149,13 +218,11 @@ def load_reward_model(
         kwargs["quantization_config"] = quantization_config
     if num_labels is not None:  # None keeps the checkpoint's own number of outputs
         kwargs["num_labels"] = num_labels
-    model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_model_path(adapter_config.base_model_name_or_path) if adapter_config else path,
-        revision=revision,
-        trust_remote_code=trust_remote_code,
-        use_safetensors=True,
-        **kwargs,
-    )
+    source = resolve_model_path(adapter_config.base_model_name_or_path) if adapter_config else path
+    with _explained_load_errors(source):
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, revision=revision, trust_remote_code=trust_remote_code, use_safetensors=True, **kwargs
+        )
     if path != name_or_path:  # a packaged local copy: record the public name, not the site-packages path
         model.config._name_or_path = name_or_path
     if adapter_config is not None:

@@ -5,26 +5,143 @@ loss family (trainer + config class) and calls `run`; reading this file top to b
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 
+import yaml
 from transformers import set_seed
 from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 
 from .config import DataArguments, RewardConfig
 from .data.converters import convert_for
 from .data.loading import load_train_eval
+from .errors import ConfigError, pop_debug_flag, run_entry_point
 from .modeling import load_reward_model
+from .trainers import TRAINERS
 from .trainers.base import RewardTrainer
 
+logger = logging.getLogger(__name__)
 
-def parse(config_class: type[RewardConfig], default_config: str, argv: list[str] | None = None):
-    """Parse `--config <yaml>` plus CLI overrides into (DataArguments, config, ModelConfig); without `--config`
-    the recipe's `default_config` is used."""
+# TRL's reward.py names -> rm-trl's, so a TRL command line or YAML runs unchanged (the renaming is logged).
+TRL_ARGUMENT_NAMES = {
+    "dataset_name": "train_data",
+    "dataset_train_split": "train_split",
+    "dataset_test_split": "eval_split",
+}
+# TRL names rm-trl has no equivalent for, with what to use instead.
+TRL_ARGUMENTS_WITHOUT_EQUIVALENT = {
+    "dataset_streaming": "streaming datasets are not supported yet; give a local file, a saved dataset or a Hub name",
+    "eos_token": "rm-trl keeps the tokenizer's EOS token; `append_eos` decides whether responses end with it",
+    "chat_template_path": "conversational rows use the tokenizer's own chat template",
+    "model_init_kwargs": "use `dtype`, `attn_implementation`, `trust_remote_code` and the quantisation flags",
+}
+
+
+def parse(
+    config_class: type[RewardConfig],
+    default_config: str | None = None,
+    argv: list[str] | None = None,
+    family: str | None = None,
+) -> tuple[DataArguments, RewardConfig, ModelConfig]:
+    """Parse `--config <yaml>` plus command-line overrides into (DataArguments, config, ModelConfig).
+
+    With no arguments at all, `default_config` (a recipe's offline demo) is used. Any flag without `--config`
+    starts from the family's plain defaults: a user's run never inherits the demo's data, model or output folder.
+    TRL's reward-script names (`dataset_name`, `dataset_train_split`, `dataset_test_split`) are accepted.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--config" not in argv:
-        argv = ["--config", default_config, *argv]
-    return TrlParser((DataArguments, config_class, ModelConfig)).parse_args_and_config(argv)
+    family = family or config_class.__name__.removesuffix("RewardConfig").lower()
+    parser = TrlParser((DataArguments, config_class, ModelConfig))
+    if not argv and default_config is not None:
+        argv = ["--config", default_config]
+    config: dict = {}
+    if "--config" in argv:
+        at = argv.index("--config")
+        if at + 1 >= len(argv):
+            raise ConfigError("--config needs a YAML file")
+        path = argv[at + 1]
+        argv = argv[:at] + argv[at + 2 :]
+        config = _read_yaml(path)
+        for key, value in (config.pop("env", None) or {}).items():
+            os.environ[key] = str(value)
+        config = _translate_trl_names(config, source=path)
+    argv = _translate_trl_flags(argv)
+    if "output_dir" not in config and "--output_dir" not in argv:
+        config["output_dir"] = os.path.join("outputs", family)
+    unknown = parser.set_defaults_with_config(**config)
+    if unknown:
+        raise ConfigError(f"unknown keys in the config file: {sorted(unknown[::2])}; see `--help` for the settings")
+    try:
+        *parsed, rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    except ValueError as exc:  # a setting's own check (__post_init__) refused its value
+        raise ConfigError(str(exc)) from exc
+    if rest:
+        raise ConfigError(f"unknown arguments {rest}; see `--help` for the settings")
+    data_args, training_args, model_args = parsed
+    if not model_args.model_name_or_path:
+        raise ConfigError("no model: give --model_name_or_path (a local folder or a Hub id) or a --config file")
+    return data_args, training_args, model_args
+
+
+def _read_yaml(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = yaml.safe_load(f)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path} must hold a YAML mapping of setting: value")
+    return config
+
+
+def _no_equivalent(name: str, where: str) -> ConfigError:
+    return ConfigError(f"{where}: TRL's `{name}` has no rm-trl equivalent: {TRL_ARGUMENTS_WITHOUT_EQUIVALENT[name]}")
+
+
+def _translate_trl_names(config: dict, source: str) -> dict:
+    out = {}
+    for key, value in config.items():
+        if key in TRL_ARGUMENTS_WITHOUT_EQUIVALENT:
+            raise _no_equivalent(key, source)
+        new = TRL_ARGUMENT_NAMES.get(key, key)
+        if new != key:
+            logger.warning("TRL's `%s` is rm-trl's `%s`: using it as such", key, new)
+        out[new] = value
+    return out
+
+
+def _translate_trl_flags(argv: list[str]) -> list[str]:
+    out = []
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        key = name[2:] if name.startswith("--") else None
+        if key in TRL_ARGUMENTS_WITHOUT_EQUIVALENT:
+            raise _no_equivalent(key, "command line")
+        if key in TRL_ARGUMENT_NAMES:
+            logger.warning("TRL's `--%s` is rm-trl's `--%s`: using it as such", key, TRL_ARGUMENT_NAMES[key])
+            arg = f"--{TRL_ARGUMENT_NAMES[key]}{eq}{value}"
+        out.append(arg)
+    return out
+
+
+def main(family: str, argv: list[str] | None = None, default_config: str | None = None) -> int:
+    """Entry point of `rm-trl train <family>` and the recipe scripts: parse, run, and report user errors as one
+    message with exit status 1 (a traceback only with `--debug` or `RM_TRL_DEBUG=1`)."""
+    argv, debug = pop_debug_flag(list(sys.argv[1:] if argv is None else argv))
+    if family not in TRAINERS:
+        print(f"rm-trl train: unknown family {family!r}; choose one of {sorted(TRAINERS)}", file=sys.stderr)
+        return 2
+    trainer_class = TRAINERS[family]
+
+    def train() -> None:
+        run(trainer_class, *parse(trainer_class.config_class, default_config, argv, family))
+
+    return run_entry_point(train, debug=debug, program=f"rm-trl train {family}")
 
 
 def run(
@@ -68,14 +185,15 @@ def run(
     for split, conversion in (("train", train_conversion), ("eval", eval_conversion)):
         if conversion and split in trainer.data_reports:
             trainer.data_reports[split].settings["converted"] = conversion
-    trainer.train()
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     if os.environ.get(RANK_DIGEST_ENV):
         write_rank_digest(trainer, os.environ[RANK_DIGEST_ENV])
     metrics = trainer.evaluate() if eval_dataset is not None else {}
 
     # 4. Save the portable export (plain AutoModelForSequenceClassification + tokenizer + card + data report).
-    output_dir = trainer.save_reward_model(metrics=metrics)
-    if training_args.push_to_hub:
+    #    With `push_to_hub`, that folder, complete, is the upload (one commit; checkpoints stay local).
+    output_dir = trainer.save_reward_model(metrics=metrics, datasets=hub_dataset_names(data_args))
+    if trainer.push_export_at_end:
         trainer.push_to_hub()
 
     if trainer.is_world_process_zero():
@@ -83,6 +201,12 @@ def run(
     trainer.accelerator.wait_for_everyone()
     trainer.accelerator.end_training()
     return metrics
+
+
+def hub_dataset_names(data_args: DataArguments) -> list[str]:
+    """The Hub datasets trained / evaluated on, for the model card (local files are not named there)."""
+    sources = [data_args.train_data, data_args.eval_data]
+    return [s for s in dict.fromkeys(sources) if s and not os.path.exists(s) and s.count("/") == 1]
 
 
 RANK_DIGEST_ENV = "RM_TRL_RANK_DIGEST_DIR"

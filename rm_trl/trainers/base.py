@@ -23,20 +23,31 @@ from transformers import PreTrainedModel, Trainer, set_seed
 from transformers.trainer_utils import EvalPrediction
 
 from .. import __version__
+from ..checkpoints import SafeCheckpointsMixin
 from ..config import RewardConfig
 from ..data.collators import RewardDataCollator
 from ..data.formats import RowSchema
 from ..data.pipeline import LENGTH, PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, is_prepared, prepare_dataset
 from ..data.report import DataReport, DataValidationError, save_reports
+from ..errors import ConfigError
 from ..export import (
     METADATA_KEY,
     bake_normalization,
     check_tokenizer_roundtrip,
+    consumer_flags,
     reward_token_rule,
     save_metrics,
     write_model_card,
 )
-from ..modeling import apply_lora, keep_head_in_float32, load_reward_model, load_tokenizer, setup_pad_token
+from ..hub import default_repo_id, push_export
+from ..modeling import (
+    apply_lora,
+    fit_max_length_to_model,
+    keep_head_in_float32,
+    load_reward_model,
+    load_tokenizer,
+    setup_pad_token,
+)
 from ..packing import (
     PackedRewardDataCollator,
     TokenBudgetBatchSampler,
@@ -48,7 +59,7 @@ from ..packing import (
 logger = logging.getLogger(__name__)
 
 
-class RewardTrainer(Trainer):
+class RewardTrainer(SafeCheckpointsMixin, Trainer):
     """Base class of the loss-family trainers; not used directly.
 
     Args:
@@ -87,6 +98,14 @@ class RewardTrainer(Trainer):
     ):
         if args is None:
             args = self.config_class(output_dir=f"rm-trl-{self.family}")
+        if args.max_steps <= 0 and args.num_train_epochs <= 0:
+            raise ConfigError(
+                f"max_steps={args.max_steps} and num_train_epochs={args.num_train_epochs}: nothing would be trained"
+            )
+        # The export is uploaded once, complete, after training (`push_to_hub` below); the Trainer's own pushes
+        # (every checkpoint, raw weights over the export) stay off.
+        self.push_export_at_end = bool(args.push_to_hub)
+        args.push_to_hub = False
         if args.use_cpu:
             _set_cpu_threads(args.cpu_threads)
         if isinstance(model, str):
@@ -103,6 +122,7 @@ class RewardTrainer(Trainer):
                 f"{self.num_labels(args)}. Load it with rm_trl.load_reward_model(..., num_labels=...)."
             )
         setup_pad_token(model, processing_class, args.pad_token)  # idempotent; needed for models passed in
+        fit_max_length_to_model(model, args)  # refuse at start what would crash mid-training
         if hasattr(model.config, "use_cache"):
             model.config.use_cache = False
         if peft_config is not None:
@@ -375,7 +395,12 @@ class RewardTrainer(Trainer):
         (e.g. attribute heads folded into one reward). The default keeps `model` as it is."""
         return model
 
-    def save_reward_model(self, output_dir: str | None = None, metrics: dict[str, float] | None = None) -> str:
+    def save_reward_model(
+        self,
+        output_dir: str | None = None,
+        metrics: dict[str, float] | None = None,
+        datasets: list[str] | None = None,
+    ) -> str:
         """Save the portable export: a plain sequence-classification model + tokenizer + model card + data report.
 
         With LoRA, the adapter goes to `<output_dir>/adapter` and (if `export_merged`) the merged model to
@@ -386,6 +411,8 @@ class RewardTrainer(Trainer):
         peft = is_peft_model(model)
         metadata = self.reward_metadata()
         metadata["data"] = {name: report.summary() for name, report in self.data_reports.items()}
+        if datasets:
+            metadata["datasets"] = list(datasets)
         setattr((model.get_base_model() if peft else model).config, METADATA_KEY, metadata)
         self.save_model(os.path.join(output_dir, "adapter") if peft else output_dir)  # all ranks: sharded states
         export_main = not peft or self.args.export_merged
@@ -394,6 +421,7 @@ class RewardTrainer(Trainer):
             exported = self.export_transform(final, output_dir)
             if self.args.normalize_rewards:
                 exported, metadata["normalization"] = self._normalize_export(exported)
+            metadata["consumers"] = consumer_flags(metadata)  # after normalisation: baked or stored changes them
             setattr(exported.config, METADATA_KEY, metadata)
             if peft or exported is not final:
                 exported.save_pretrained(output_dir)
@@ -401,6 +429,9 @@ class RewardTrainer(Trainer):
             else:  # the Trainer saved these weights already; only the metadata may have grown (normalisation)
                 exported.config.save_pretrained(output_dir)
         if self.args.should_save:
+            for folder in (output_dir, os.path.join(output_dir, "adapter")):  # pickled settings stay in checkpoints
+                if os.path.isfile(os.path.join(folder, "training_args.bin")):
+                    os.remove(os.path.join(folder, "training_args.bin"))
             save_reports(self.data_reports, os.path.join(output_dir, "data_report.json"))
             if metrics:
                 save_metrics(output_dir, metrics)
@@ -432,9 +463,26 @@ class RewardTrainer(Trainer):
         logger.info("Reward normalisation: %s", stats)
         return (baked if baked is not None else model), stats
 
+    def push_to_hub(self, commit_message: str | None = None, blocking: bool = True, token: str | None = None, **kwargs):
+        """Upload the finished export folder to `hub_model_id` in one commit (see `rm_trl.hub`); the export is
+        saved first if `save_reward_model` has not run. Returns the commit URL on the main process."""
+        output_dir = self.args.output_dir
+        if not os.path.isfile(os.path.join(output_dir, "data_report.json")):
+            self.save_reward_model(output_dir)
+        if not self.is_world_process_zero():
+            return None
+        return push_export(
+            output_dir,
+            default_repo_id(output_dir, self.args.hub_model_id),
+            token=token or self.args.hub_token,
+            private=self.args.hub_private_repo,
+            revision=kwargs.get("revision") or self.args.hub_revision,
+            commit_message=commit_message or f"rm-trl {self.family} reward model",
+        )
+
     def create_model_card(self, *args, **kwargs) -> None:
-        """Called by `push_to_hub`: write rm-trl's card instead of the generic Trainer one."""
-        if self.args.should_save:
+        """The Trainer's generic card would replace rm-trl's (written with metrics by `save_reward_model`)."""
+        if self.args.should_save and not os.path.isfile(os.path.join(self.args.output_dir, "README.md")):
             write_model_card(self.args.output_dir, self.reward_metadata(), model_ref=self.args.hub_model_id)
 
 

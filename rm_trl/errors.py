@@ -1,0 +1,65 @@
+"""Errors a user can fix, and the one place entry points turn them into a message and an exit code.
+
+`rm-trl train / score / serve` and the recipe scripts print such an error as one line naming the file, row, field
+or setting at fault, and exit with status 1, without a Python traceback. A traceback is still printed for
+anything else (a bug), and for every error with `--debug` or `RM_TRL_DEBUG=1`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+DEBUG_ENV = "RM_TRL_DEBUG"
+
+
+class RmTrlError(Exception):
+    """Base of the errors caused by what the user gave (settings, files, models), not by a bug."""
+
+
+class ConfigError(RmTrlError, ValueError):
+    """A setting (command-line flag or YAML key) that cannot be used as given."""
+
+
+class ModelLoadError(RmTrlError, OSError):
+    """The model or tokenizer could not be found or read."""
+
+
+class TrainingError(RmTrlError, RuntimeError):
+    """Training cannot go on (or did nothing) for a reason the user can act on."""
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions printed as a message: rm-trl's own, the data layer's, and a non-finite training loss."""
+    from .data.loading import DataLoadError
+    from .data.report import DataValidationError
+
+    return (RmTrlError, DataLoadError, DataValidationError, FloatingPointError)
+
+
+def pop_debug_flag(argv: list[str]) -> tuple[list[str], bool]:
+    """Remove `--debug` from `argv`; return the rest and whether tracebacks were asked for (flag or env)."""
+    debug = "--debug" in argv
+    rest = [a for a in argv if a != "--debug"]
+    return rest, debug or os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes")
+
+
+def run_entry_point(main: Callable[[], int | None], debug: bool = False, program: str = "rm-trl") -> int:
+    """Run an entry point; a user error becomes `<program>: error: <message>` on stderr and exit status 1."""
+    try:
+        return int(main() or 0)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{program}: interrupted", file=sys.stderr)
+        return 130
+    except user_error_types() as exc:
+        if debug:
+            raise
+        logging.shutdown()
+        name = "" if isinstance(exc, RmTrlError) else f"{type(exc).__name__}: "
+        print(f"{program}: error: {name}{exc}", file=sys.stderr)
+        print(f"(run with --debug or {DEBUG_ENV}=1 for a traceback)", file=sys.stderr)
+        return 1
