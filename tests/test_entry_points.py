@@ -284,3 +284,35 @@ def test_lora_push_uploads_the_merged_model_not_top_level_adapter_files(tiny_dir
     with torch.no_grad():
         got = [model(**tokenizer(t + tokenizer.eos_token, return_tensors="pt")).logits[0, 0].item() for t in texts]
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+KILL_DURING_SAVE = """
+import os, signal, sys
+from transformers import Trainer
+
+original = Trainer._save_optimizer_and_scheduler
+
+def save_then_die(self, output_dir):
+    if self.state.global_step == 4:  # the 2nd save: write part of the optimizer state, then die mid-save
+        with open(os.path.join(output_dir, "optimizer.pt"), "wb") as f:
+            f.write(b"PK\\x03\\x04 partial")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, output_dir)
+
+Trainer._save_optimizer_and_scheduler = save_then_die
+from rm_trl.recipe import main
+sys.exit(main("pairwise", sys.argv[1:]))
+"""
+
+
+def test_a_kill_during_a_save_leaves_no_checkpoint_that_looks_complete(tiny_dir, pairs_file, tmp_path):
+    out = tmp_path / "killed"
+    config = recipe_config(tmp_path, tiny_dir, pairs_file, out)
+    proc = launch([sys.executable, "-c", KILL_DURING_SAVE, "--config", config], tmp_path, check=False)
+    assert proc.returncode == -signal.SIGKILL
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]  # the torn one is only staged
+    proc = launch([sys.executable, "-m", "rm_trl.cli", "train", "pairwise", "--config", config,
+                   "--resume_from_checkpoint", "true"], tmp_path)  # fmt: skip
+    assert "Resuming from" in proc.stderr and "checkpoint-2" in proc.stderr
+    assert json.loads((out / "checkpoint-12" / "trainer_state.json").read_text())["global_step"] == 12
+    assert not list((out / ".checkpoint-staging").iterdir())  # the staged leftover was replaced and published
