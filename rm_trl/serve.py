@@ -1,27 +1,55 @@
-"""A reward server for PPO pipelines that call a remote reward model (FastAPI + uvicorn).
+"""A reward server for RL loops that call a remote reward model (FastAPI + uvicorn; OpenRLHF's `--remote_rm_url`).
 
 Endpoints:
 - `GET /health`: status and what the model is;
-- `POST /get_reward`: OpenRLHF's shape, `{"query": [full texts], "prompts": [optional]}` -> `{"rewards": [...]}`;
-- `POST /score`: `{"prompts": [...], "responses": [...]}` -> `{"rewards": [...]}`.
+- `POST /get_reward`: OpenRLHF's shape, `{"query": [full texts], "prompts": [optional]}` ->
+  `{"rewards": [...], "scores": [...], "empty": [indices]}`;
+- `POST /score`: `{"prompts": [...], "responses": [...]}` -> `{"rewards": [...], "empty": [indices]}`.
 
 Concurrent requests are gathered for a few milliseconds and scored in one length-sorted batch (`RewardScorer`,
-the same tokenization as training). Bodies larger than `max_body_bytes` get 413, more than `max_items` texts 413,
-malformed bodies 422 with the reason; the server binds to localhost unless told otherwise.
+the same tokenization as training). An RL loop sends a batch of generations and gives up on the whole batch after
+a few failed tries, so the server gives every item a reward:
+- an empty generation, or one of only whitespace, control or zero-width characters, is scored as an empty response
+  (the prompt alone in the model's framing, which is what plain transformers reads), or gets `empty_reward` with
+  `empty_response="value"` (as does an item with no text at all); its index is listed under `"empty"`, and
+  `rewards` stays a flat list of floats;
+- trailing end-of-text strings (`<|im_end|>`, `</s>`, `<|eot_id|>`... and the model's own EOS / pad) are removed
+  from each generation, since a policy whose tokenizer differs from the reward model's leaves them as plain text;
+  the model's own EOS rule adds its EOS back (`strip_suffixes` sets the list; `strip_end_strings=False` keeps them).
+Malformed requests get 422 (too deeply nested JSON included), too many items or too long texts 413, each naming the
+request's own field and index (`query[3]`). Transport limits (`serve_limits`): bodies over `max_body_bytes` get 413
+while they stream in (chunked ones too), bodies not complete within `body_timeout_s` 408, connections beyond
+`max_connections` 503 (uvicorn's `limit_concurrency`). The server binds to localhost unless told otherwise.
 """
+
+from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request  # the `serve` extra; FastAPI needs these types at import time
 from fastapi.responses import JSONResponse
 
 from .scoring import RewardScorer
+from .serve_items import END_STRINGS, is_blank, score_pairs, strip_end_strings
+from .serve_limits import RequestGuard, deadline_protocol
 
 logger = logging.getLogger(__name__)
+
+JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
 
 
 @dataclass
@@ -37,6 +65,17 @@ class ServerSettings:
     max_body_bytes: int = 8 * 1024 * 1024
     max_text_chars: int = 100_000
     trust_remote_code: bool = False
+    empty_response: str = "score"  # "score": the prompt alone, as plain transformers reads it; "value": empty_reward
+    empty_reward: float = 0.0
+    strip_suffixes: Sequence[str] = END_STRINGS
+    strip_end_strings: bool = True
+    body_timeout_s: float = 10.0
+    max_connections: int = 256  # OpenRLHF >= 0.10 sends one request per generation, many at once
+    keep_alive_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.empty_response not in ("score", "value"):
+            raise ValueError(f"empty_response must be 'score' or 'value', got {self.empty_response!r}")
 
 
 class RequestError(Exception):
@@ -45,11 +84,19 @@ class RequestError(Exception):
         self.status, self.message = status, message
 
 
+class ItemsError(Exception):
+    """Scoring failed for these items of one request (indices into that request's list)."""
+
+    def __init__(self, items: list[int], message: str):
+        super().__init__(message)
+        self.items, self.message = items, message
+
+
 class MicroBatcher:
     """Gathers concurrent scoring requests and scores them together in a worker thread."""
 
-    def __init__(self, scorer: RewardScorer, max_wait_ms: float, max_items: int):
-        self.scorer, self.max_wait, self.max_items = scorer, max_wait_ms / 1000.0, max_items
+    def __init__(self, score_fn: Callable[[list[str], list[str]], np.ndarray], max_wait_ms: float, max_items: int):
+        self.score_fn, self.max_wait, self.max_items = score_fn, max_wait_ms / 1000.0, max_items
         self.queue: asyncio.Queue = asyncio.Queue()
         self.task: asyncio.Task | None = None
 
@@ -84,10 +131,10 @@ class MicroBatcher:
             prompts = [p for job in jobs for p in job[0]]
             responses = [r for job in jobs for r in job[1]]
             try:
-                rewards = await asyncio.to_thread(self.scorer.score_texts, prompts, responses)
-            except Exception as exc:  # a bad text fails its batch; answer each request on its own
+                rewards = await asyncio.to_thread(self.score_fn, prompts, responses)
+            except Exception:  # a bad text fails its batch; answer each request on its own
                 for job_prompts, job_responses, future in jobs:
-                    await self._score_alone(job_prompts, job_responses, future, exc)
+                    await self._score_alone(job_prompts, job_responses, future)
                 continue
             start = 0
             for job_prompts, _, future in jobs:
@@ -95,56 +142,55 @@ class MicroBatcher:
                     future.set_result([float(r) for r in rewards[start : start + len(job_prompts)]])
                 start += len(job_prompts)
 
-    async def _score_alone(self, prompts, responses, future, batch_error: Exception) -> None:
+    async def _score_alone(self, prompts: list[str], responses: list[str], future: asyncio.Future) -> None:
         try:
-            rewards = await asyncio.to_thread(self.scorer.score_texts, prompts, responses)
+            rewards = await asyncio.to_thread(self.score_fn, prompts, responses)
+        except Exception as exc:
+            failing = await asyncio.to_thread(self._failing_items, prompts, responses)
+            if not future.done():
+                future.set_exception(ItemsError(failing, str(exc)))
+        else:
             if not future.done():
                 future.set_result([float(r) for r in rewards])
-        except Exception as exc:
-            if not future.done():
-                future.set_exception(RequestError(422, f"cannot score this request: {exc}"))
 
-
-def _strip_special(text: str, tokens: list[str]) -> str:
-    """Drop trailing pad / EOS strings left by generation (the model's own EOS rule adds EOS back)."""
-    changed = True
-    while changed:
-        changed = False
-        stripped = text.rstrip()
-        for token in tokens:
-            if token and stripped.endswith(token):
-                text, changed = stripped[: -len(token)], True
-    return text
+    def _failing_items(self, prompts: list[str], responses: list[str]) -> list[int]:
+        """Which items fail on their own (only run once a request failed), so the error can name them."""
+        failing = []
+        for i in range(len(prompts)):
+            try:
+                self.score_fn(prompts[i : i + 1], responses[i : i + 1])
+            except Exception:
+                failing.append(i)
+        return failing
 
 
 def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
-    batcher = MicroBatcher(scorer, settings.max_batch_wait_ms, settings.max_batch_items)
-    specials = [t for t in (scorer.tokenizer.eos_token, scorer.tokenizer.pad_token) if t]
+    batcher = MicroBatcher(
+        lambda prompts, responses: score_pairs(scorer, prompts, responses),
+        settings.max_batch_wait_ms,
+        settings.max_batch_items,
+    )
+    own = [t for t in (scorer.tokenizer.eos_token, scorer.tokenizer.pad_token) if t]
+    end_strings = [*settings.strip_suffixes, *own] if settings.strip_end_strings else []
 
-    async def lifespan(app):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         batcher.start()
         yield
         await batcher.stop()
 
     app = FastAPI(title="rm-trl reward server", lifespan=lifespan)
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and int(length) > settings.max_body_bytes:
-            return JSONResponse({"error": f"request body over {settings.max_body_bytes} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, body_timeout_s=settings.body_timeout_s)
 
     async def read_json(request: Request) -> dict[str, Any]:
         body = await request.body()
-        if len(body) > settings.max_body_bytes:
-            raise RequestError(413, f"request body over {settings.max_body_bytes} bytes")
         try:
             data = json.loads(body)
+        except RecursionError:
+            raise RequestError(422, "body is not valid JSON: nested too deeply") from None
         except ValueError as exc:
             raise RequestError(422, f"body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
-            raise RequestError(422, "body must be a JSON object")
+            raise RequestError(422, f"body must be a JSON object, got {JSON_TYPES.get(type(data), 'a value')}")
         return data
 
     def text_list(data: dict[str, Any], key: str, required: bool = True) -> list[str] | None:
@@ -153,23 +199,35 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
             if required:
                 raise RequestError(422, f"missing field {key!r}")
             return None
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise RequestError(422, f"field {key!r} must be a list of strings")
+        if not isinstance(value, list):
+            raise RequestError(422, f"field {key!r} must be a list of strings, got {JSON_TYPES.get(type(value))}")
         if not value:
-            raise RequestError(422, f"field {key!r} is empty")
+            raise RequestError(422, f"field {key!r} is an empty list")
         if len(value) > settings.max_items:
             raise RequestError(413, f"{len(value)} items in {key!r}; at most {settings.max_items} per request")
         for i, text in enumerate(value):
+            if not isinstance(text, str):
+                raise RequestError(422, f"{key}[{i}] must be a string, got {JSON_TYPES.get(type(text), 'null')}")
             if len(text) > settings.max_text_chars:
                 raise RequestError(413, f"{key}[{i}] is over {settings.max_text_chars} characters")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise RequestError(422, f"{key}[{i}] is not valid Unicode: {exc.reason}") from None
         return value
 
+    def same_length(key: str, values: list[str], other_key: str, others: list[str]) -> None:
+        if len(values) != len(others):
+            raise RequestError(
+                422, f"{key!r} has {len(values)} items but {other_key!r} has {len(others)}; give one per item"
+            )
+
     @app.exception_handler(RequestError)
-    async def request_error(request: Request, exc: RequestError):
+    async def request_error(request: Request, exc: RequestError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
 
     @app.get("/health")
-    async def health():
+    async def health() -> dict[str, Any]:
         meta = scorer.metadata
         return {
             "status": "ok",
@@ -177,36 +235,53 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
             "family": meta.get("family"),
             "max_length": scorer.max_length,
             "normalize": settings.normalize,
+            "empty_response": settings.empty_response,
         }
 
     @app.post("/score")
-    async def score(request: Request):
+    async def score(request: Request) -> dict[str, Any]:
         data = await read_json(request)
         responses = text_list(data, "responses")
-        prompts = text_list(data, "prompts", required=False) or [""] * len(responses)
-        if len(prompts) != len(responses):
-            raise RequestError(422, f"{len(prompts)} prompts for {len(responses)} responses")
-        return {"rewards": await _score(prompts, responses)}
+        prompts = text_list(data, "prompts", required=False)
+        if prompts is not None:
+            same_length("prompts", prompts, "responses", responses)
+        rewards, empty = await score_items("responses", prompts or [""] * len(responses), responses)
+        return {"rewards": rewards, "empty": empty}
 
     @app.post("/get_reward")
-    async def get_reward(request: Request):
+    async def get_reward(request: Request) -> dict[str, Any]:
         data = await read_json(request)
-        queries = [_strip_special(q, specials) for q in text_list(data, "query")]
+        queries = text_list(data, "query")
         prompts = text_list(data, "prompts", required=False)
-        if prompts is not None and len(prompts) != len(queries):
-            raise RequestError(422, f"{len(prompts)} prompts for {len(queries)} queries")
+        if prompts is not None:
+            same_length("prompts", prompts, "query", queries)
         pairs = []
-        for i, query in enumerate(queries):
+        for i, query in enumerate(queries):  # the generation follows its prompt when the query starts with it
             prompt = prompts[i] if prompts is not None and query.startswith(prompts[i]) else ""
             pairs.append((prompt, query[len(prompt) :]))
-        rewards = await _score([p for p, _ in pairs], [r for _, r in pairs])
-        return {"rewards": rewards, "scores": rewards}
+        rewards, empty = await score_items("query", [p for p, _ in pairs], [r for _, r in pairs])
+        return {"rewards": rewards, "scores": rewards, "empty": empty}
 
-    async def _score(prompts: list[str], responses: list[str]) -> list[float]:
-        empty = [i for i, r in enumerate(responses) if not r.strip()]
-        if empty:
-            raise RequestError(422, f"responses {empty[:10]} are empty")
-        return await batcher.score(prompts, responses)
+    async def score_items(field: str, prompts: list[str], responses: list[str]) -> tuple[list[float], list[int]]:
+        """Rewards for every item, and the indices of the empty ones; errors name `field[index]`."""
+        responses = [strip_end_strings(r, end_strings) for r in responses]
+        empty = [i for i, r in enumerate(responses) if is_blank(r)]
+        for i in empty:
+            responses[i] = ""
+        rewards = [float(settings.empty_reward)] * len(responses)
+        todo = [i for i, r in enumerate(responses) if r or settings.empty_response == "score"]
+        if todo:
+            try:
+                scored = await batcher.score([prompts[i] for i in todo], [responses[i] for i in todo])
+            except ItemsError as exc:
+                names = ", ".join(f"{field}[{todo[j]}]" for j in exc.items[:10]) or f"this request's {field!r}"
+                raise RequestError(422, f"cannot score {names}: {exc.message}") from None
+            for i, reward in zip(todo, scored):
+                if math.isfinite(reward):
+                    rewards[i] = reward
+                elif responses[i]:  # an empty item with no text at all (no prompt either) keeps empty_reward
+                    raise RequestError(500, f"the model gave a non-finite reward ({reward}) for {field}[{i}]")
+        return rewards, empty
 
     return app
 
@@ -229,8 +304,10 @@ def wait_until_healthy(base_url: str, timeout: float = 120.0) -> None:
 
 
 def run_server(settings: ServerSettings) -> None:
+    import datasets
     import uvicorn
 
+    datasets.disable_progress_bars()  # scoring runs `Dataset.map`; a server prints no bars per request
     scorer = RewardScorer.from_pretrained(
         settings.model,
         normalize=settings.normalize,
@@ -239,4 +316,12 @@ def run_server(settings: ServerSettings) -> None:
     )
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("Serving on %s: reachable from other machines", settings.host)
-    uvicorn.run(create_app(scorer, settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(
+        create_app(scorer, settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        http=deadline_protocol(settings.body_timeout_s),
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_s,
+    )

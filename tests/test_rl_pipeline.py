@@ -1,11 +1,9 @@
-"""Into RL pipelines: reward normalisation at export, `rm-trl score`, the reward server, TRL GRPO / RLOO."""
+"""Into RL pipelines: reward normalisation at export, `rm-trl score`, TRL GRPO / RLOO (the server: test_serve.py)."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -15,7 +13,6 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Llam
 
 from rm_trl import PairwiseRewardConfig, PairwiseRewardTrainer
 from rm_trl.scoring import RewardScorer
-from rm_trl.serve import ServerSettings, create_app, wait_until_healthy
 
 from .conftest import REPO_ROOT, learnable_pairs, make_tiny_llama
 
@@ -122,97 +119,6 @@ def test_score_cli_every_format(rm_dir, tmp_path):
     )
     cli("score", "--model", rm_dir, "--input", str(tmp_path / "ranked.jsonl"), "--output", str(tmp_path / "k.jsonl"))
     assert len(json.loads(open(tmp_path / "k.jsonl").read())["rewards"]) == 3
-
-
-# ----- reward server ------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def client(rm_dir):
-    from fastapi.testclient import TestClient
-
-    scorer = RewardScorer.from_pretrained(rm_dir)
-    settings = ServerSettings(model=rm_dir, max_items=8, max_body_bytes=4096, max_text_chars=500)
-    with TestClient(create_app(scorer, settings)) as test_client:
-        yield test_client, scorer
-
-
-def test_server_endpoints_match_offline_scores(client):
-    test_client, scorer = client
-    assert test_client.get("/health").json()["status"] == "ok"
-    prompts, responses = ["Q1:", "Q2:", "Q3:"], [" great kind", " awful rude", " sure thanks"]
-    offline = scorer.score_texts(prompts, responses)
-    got = test_client.post("/score", json={"prompts": prompts, "responses": responses}).json()["rewards"]
-    np.testing.assert_allclose(got, offline, atol=1e-5)
-    eos = scorer.tokenizer.eos_token
-    queries = [p + r + eos for p, r in zip(prompts, responses)]  # generation leaves EOS at the end: stripped
-    openrlhf = test_client.post("/get_reward", json={"query": queries, "prompts": prompts}).json()
-    np.testing.assert_allclose(openrlhf["rewards"], offline, atol=1e-5)
-    without_prompts = test_client.post("/get_reward", json={"query": queries}).json()["rewards"]
-    np.testing.assert_allclose(without_prompts, offline, atol=1e-5)  # one text: the same tokens
-
-
-@pytest.mark.parametrize(
-    "body, status, message",
-    [
-        ({"responses": [" a"] * 9}, 413, "at most 8"),
-        ({"responses": ["x" * 600]}, 413, "over 500 characters"),
-        ({"prompts": ["a", "b"], "responses": [" x"]}, 422, "2 prompts for 1 responses"),
-        ({"responses": [" ok", "  "]}, 422, "empty"),
-        ({"responses": "not a list"}, 422, "list of strings"),
-        ({"prompts": ["a"]}, 422, "missing field 'responses'"),
-    ],
-)
-def test_server_rejects_bad_requests(client, body, status, message):
-    test_client, _ = client
-    response = test_client.post("/score", json=body)
-    assert response.status_code == status and message in response.json()["error"]
-
-
-def test_server_rejects_malformed_and_oversized_bodies(client):
-    test_client, _ = client
-    bad = test_client.post("/get_reward", content=b"{not json", headers={"content-type": "application/json"})
-    assert bad.status_code == 422 and "not valid JSON" in bad.json()["error"]
-    huge = test_client.post("/score", content=b"x" * 5000, headers={"content-type": "application/json"})
-    assert huge.status_code == 413
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_server_under_concurrent_load_loses_nothing(rm_dir):
-    """A real server on loopback, 40 concurrent requests: every answer arrives and equals the offline score."""
-    import httpx
-
-    port = free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "rm_trl.cli", "serve", "--model", rm_dir, "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_healthy(base, timeout=60)
-        rows = learnable_pairs(40, seed=11)
-        requests = [([r["prompt"]] * 2, [r["chosen"], r["rejected"]]) for r in rows]
-
-        def send(request):
-            prompts, responses = request
-            reply = httpx.post(f"{base}/score", json={"prompts": prompts, "responses": responses}, timeout=60)
-            return reply.status_code, reply.json()
-
-        with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(send, requests))
-        scorer = RewardScorer.from_pretrained(rm_dir)
-        for (prompts, responses), (status, body) in zip(requests, answers):
-            assert status == 200
-            np.testing.assert_allclose(body["rewards"], scorer.score_texts(prompts, responses), atol=1e-4)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 # ----- TRL GRPO / RLOO ----------------------------------------------------------------------------------------------
