@@ -5,17 +5,16 @@
 
 By default the reward model is wrapped in `rm_trl.rl.RewardFunction`, which scores each (prompt, completion) with
 the tokenization the model was trained with. `--trl_path` passes the folder to TRL instead, which is exact only for
-models whose config says `trl_path_compatible` (trained without special tokens around the text).
+models whose config says `rm_trl.consumers.trl_path: exact`; otherwise it warns why and what to use.
 """
 
 import argparse
-import json
-import os
+import logging
 
 from datasets import load_dataset
 from trl import GRPOConfig, GRPOTrainer
 
-from rm_trl.rl import RewardFunction
+from rm_trl.rl import RewardFunction, check_trl_reward_path
 
 
 def main() -> None:
@@ -28,13 +27,10 @@ def main() -> None:
     parser.add_argument("--max_steps", type=int, default=10)
     parser.add_argument("--trl_path", action="store_true", help="let TRL load the reward model from its folder")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    meta = json.load(open(os.path.join(args.reward_model, "config.json"))).get("rm_trl", {})
-    if args.trl_path and not meta.get("trl_path_compatible"):
-        print(
-            "warning: this reward model was trained with special tokens TRL's path does not add; "
-            "its rewards will differ from training. Drop --trl_path to use RewardFunction."
-        )
+    if args.trl_path:
+        check_trl_reward_path(args.reward_model)  # warns, quoting the export's `trl_path` flag, when TRL reads wrong
     reward = args.reward_model if args.trl_path else RewardFunction(args.reward_model)
     prompts = load_dataset("json", data_files=args.prompts, split="train").select_columns(["prompt"])
     prompts = prompts.select(range(min(args.max_prompts, len(prompts))))

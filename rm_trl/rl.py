@@ -1,9 +1,11 @@
 """Use an rm-trl reward model inside TRL's online trainers (GRPO, RLOO) with training-time formatting.
 
 TRL's built-in reward-model path (`reward_funcs="<path>"`) scores `tokenizer(prompt + completion,
-add_special_tokens=False)` with nothing appended. That equals training only for models trained without special
-tokens around the text (`rm_trl.trl_path_compatible` in the config). `RewardFunction` works for every rm-trl model:
-it is a plain TRL reward function that scores each (prompt, completion) exactly as training framed it.
+add_special_tokens=False)` with nothing appended and reads the raw head output. That equals training only for models
+trained without special tokens around the text and without stored (non-baked) normalisation: the export's
+`rm_trl.consumers.trl_path` flag says which (`rm_trl.export.consumer_flags`). `RewardFunction` works for every
+rm-trl model: it is a plain TRL reward function that scores each (prompt, completion) exactly as training framed it.
+`check_trl_reward_path(path)` logs a warning naming that flag when a folder would be read wrongly by TRL's path.
 
     from rm_trl.rl import RewardFunction
     trainer = GRPOTrainer(model=policy, reward_funcs=RewardFunction("outputs/pairwise-demo"), ...)
@@ -11,22 +13,29 @@ it is a plain TRL reward function that scores each (prompt, completion) exactly 
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from typing import Any
 
 from datasets import Dataset
 
+from .export import METADATA_KEY, consumer_flags
 from .scoring import RewardScorer
+
+logger = logging.getLogger(__name__)
 
 
 class RewardFunction:
     """A TRL reward function (`f(prompts, completions, **kwargs) -> list[float]`) backed by `RewardScorer`.
 
     Prompts and completions may be strings or message lists (conversational); empty completions get the reward
-    `None` (TRL turns it into NaN and ignores it) instead of failing the step.
+    `None` (TRL turns it into NaN and ignores it) instead of failing the step. `normalize` (default on) applies
+    the normalisation an export stores when its head could not take it (decoder `score` heads have no bias), so
+    every `normalize_rewards` export gives normalised rewards here, baked or stored.
     """
 
-    def __init__(self, model: str | RewardScorer, normalize: bool = False, **scorer_kwargs: Any):
+    def __init__(self, model: str | RewardScorer, normalize: bool = True, **scorer_kwargs: Any):
         self.scorer = (
             model
             if isinstance(model, RewardScorer)
@@ -36,9 +45,44 @@ class RewardFunction:
         self.__name__ = os.path.basename(os.path.normpath(name)) or "rm_trl_reward"
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
-        data = Dataset.from_dict({"prompt": list(prompts), "response": list(completions)})
-        scored = self.scorer.score(data, kind="rated", invalid_rows="skip")
         rewards: list[float | None] = [None] * len(prompts)
+        keep = [i for i, completion in enumerate(completions) if not _is_blank(completion)]
+        if not keep:  # a batch of only empty completions is a normal RL event, not a data error
+            return rewards
+        data = Dataset.from_dict({"prompt": [prompts[i] for i in keep], "response": [completions[i] for i in keep]})
+        scored = self.scorer.score(data, kind="rated", invalid_rows="skip")
         for row, reward in zip(scored.rows, scored.scalar_rewards()):
-            rewards[row] = float(reward[0])
+            rewards[keep[row]] = float(reward[0])
         return rewards
+
+
+def _is_blank(completion: Any) -> bool:
+    """An empty completion: blank text, or messages whose contents are all blank."""
+    if isinstance(completion, str):
+        return not completion.strip()
+    if isinstance(completion, list):
+        return not any(isinstance(m, dict) and str(m.get("content") or "").strip() for m in completion)
+    return False
+
+
+def check_trl_reward_path(path: str) -> bool:
+    """True when TRL's `reward_funcs="<path>"` reads the rewards training defined; otherwise log a warning that
+    quotes the export's `rm_trl.consumers.trl_path` flag (why it differs, what to use) and return False.
+
+    Exports made before the flag existed get it computed from their recorded metadata; a folder with no rm-trl
+    metadata cannot be judged and passes."""
+    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+        metadata = json.load(f).get(METADATA_KEY)
+    if not metadata:
+        return True
+    flag = (metadata.get("consumers") or consumer_flags(metadata))["trl_path"]
+    if flag.startswith("exact"):
+        return True
+    logger.warning(
+        "TRL's reward_funcs=%r will not read the rewards this model was trained to give "
+        "(rm_trl.consumers.trl_path in its config.json: %s). Pass reward_funcs=rm_trl.rl.RewardFunction(%r).",
+        path,
+        flag,
+        path,
+    )
+    return False
