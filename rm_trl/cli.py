@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -12,10 +13,18 @@ import numpy as np
 
 
 def score_main(args: argparse.Namespace) -> int:
+    """Score every scorable row; each other row is written back unchanged with a `reward_error` naming the field.
+    Exit 0 with counts on stderr; only an unreadable input file (or `--invalid_rows error`) is an error."""
+    from .config import DEFAULT_TURN_MARKERS
+    from .data.columns import restore_row
     from .data.converters import detect_format
     from .data.loading import load_data
+    from .data.pipeline import prepare_for_scoring
+    from .data.report import DataValidationError
     from .scoring import RewardScorer
 
+    dataset = load_data(args.input)  # before the model: an unreadable file fails fast
+    kind = detect_format(dataset.column_names) if args.format == "auto" else args.format
     scorer = RewardScorer.from_pretrained(
         args.model,
         batch_tokens=args.batch_tokens,
@@ -23,16 +32,27 @@ def score_main(args: argparse.Namespace) -> int:
         normalize=args.normalize,
         trust_remote_code=args.trust_remote_code,
     )
-    dataset = load_data(args.input)
-    kind = detect_format(dataset.column_names) if args.format == "auto" else args.format
-    scored = scorer.score(dataset, kind=kind, progress=not args.quiet, invalid_rows=args.invalid_rows)
+    prepared = prepare_for_scoring(
+        dataset,
+        kind,
+        scorer.tokenizer,
+        max_length=scorer.max_length,
+        append_eos=scorer.append_eos,
+        truncation=scorer.truncation,
+        turn_markers=DEFAULT_TURN_MARKERS,
+    )
+    problems = [f"  row {row}: {why}" for row, why in sorted(prepared.not_kept.items())]
+    if problems and args.invalid_rows == "error":
+        shown = "\n".join(problems[:10])
+        raise DataValidationError(f"{len(problems)} row(s) of {args.input} cannot be scored:\n{shown}")
+    scored = scorer.score_prepared(prepared, progress=not args.quiet)
     by_row = dict(zip(scored.rows, scored.scalar_rewards()))
-    written = 0
-    with open(args.output, "w", encoding="utf-8") if args.output != "-" else sys.stdout as out:
+    with open(args.output, "w", encoding="utf-8") if args.output != "-" else contextlib.nullcontext(sys.stdout) as out:
         for index, row in enumerate(dataset):
+            row = restore_row(row)  # values the loader set aside go back as the file held them
             rewards = by_row.get(index)
-            if rewards is None:  # skipped (invalid) or dropped row: kept in the output, marked
-                row["reward_error"] = "not scored: invalid or dropped, see the log"
+            if rewards is None:  # not scorable: kept in the output, marked with the reason
+                row["reward_error"] = prepared.not_kept.get(index, "not scored")
             elif kind == "pairwise":
                 row["reward_chosen"], row["reward_rejected"] = float(rewards[0]), float(rewards[1])
                 row["preference_probability"] = 1.0 / (1.0 + math.exp(-(row["reward_chosen"] - row["reward_rejected"])))
@@ -41,9 +61,14 @@ def score_main(args: argparse.Namespace) -> int:
             else:
                 row["reward"] = float(rewards[0])
             out.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
-            written += 1
-    report = scored.prepared.report
+    report = prepared.report
     print(f"scored {report.rows_out}/{report.rows_in} rows ({report.summary()}) -> {args.output}", file=sys.stderr)
+    if problems:
+        more = f"\n  ... {len(problems) - 10} more" if len(problems) > 10 else ""
+        print(
+            f"{len(problems)} row(s) not scored, marked with reward_error:\n" + "\n".join(problems[:10]) + more,
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -67,14 +92,25 @@ def serve_main(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         max_text_chars=args.max_text_chars,
         trust_remote_code=args.trust_remote_code,
+        empty_response=args.empty_response,
+        empty_reward=args.empty_reward,
+        strip_end_strings=not args.no_strip_suffixes,
+        body_timeout_s=args.body_timeout_s,
+        max_connections=args.max_connections,
+        keep_alive_s=args.keep_alive_s,
     )
+    if args.strip_suffixes is not None:
+        settings.strip_suffixes = tuple(args.strip_suffixes)
     run_server(settings)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rm-trl", description="Score data with, or serve, an rm-trl reward model.")
+    parser = argparse.ArgumentParser(
+        prog="rm-trl", description="Train, score with, or serve an rm-trl reward model (--debug: tracebacks)."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("train", help="train a reward model: rm-trl train <family> --config my.yaml (see rm-trl train -h)")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True, help="saved reward model folder (export or adapter) or Hub id")
@@ -88,7 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output", default="-", help="output JSONL file ('-' = stdout)")
     score.add_argument("--format", default="auto", choices=("auto", "pairwise", "rated", "ranked"))
     score.add_argument("--max_length", type=int, default=None, help="default: the length the model trained with")
-    score.add_argument("--invalid_rows", default="error", choices=("error", "skip"))
+    score.add_argument(
+        "--invalid_rows",
+        default="mark",
+        choices=("mark", "skip", "error"),
+        help="rows that cannot be scored: mark (default; skip is the same) writes them back with a reward_error "
+        "naming the field; error stops before writing anything",
+    )
     score.add_argument("--quiet", action="store_true")
     score.set_defaults(func=score_main)
 
@@ -100,14 +142,71 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max_items", type=int, default=256, help="most texts per request")
     serve.add_argument("--max_body_bytes", type=int, default=8 * 1024 * 1024, help="largest request body")
     serve.add_argument("--max_text_chars", type=int, default=100_000, help="longest single text")
+    serve.add_argument(
+        "--empty_response",
+        default="score",
+        choices=("score", "value"),
+        help="an empty generation (or only whitespace / control / zero-width characters): 'score' it as an empty "
+        "response, the prompt alone as plain transformers reads it (default), or give it --empty_reward; either "
+        "way its index is listed under 'empty' in the answer",
+    )
+    serve.add_argument("--empty_reward", type=float, default=0.0, help="reward of empty items with 'value'")
+    serve.add_argument(
+        "--strip_suffixes",
+        nargs="+",
+        metavar="TEXT",
+        default=None,
+        help="end-of-text strings removed from the end of each generation (default: <|im_end|> </s> <|endoftext|> "
+        "<|eot_id|> <eos> <|end|> <|end_of_text|> <end_of_turn>); the model's own EOS and pad are always added",
+    )
+    serve.add_argument("--no_strip_suffixes", action="store_true", help="score generations as sent, end strings too")
+    serve.add_argument(
+        "--body_timeout_s",
+        type=float,
+        default=10.0,
+        help="seconds a client has to send a whole request body (408 after that); a connection that sends no "
+        "complete request head in that time is closed",
+    )
+    serve.add_argument(
+        "--max_connections",
+        type=int,
+        default=256,
+        help="open connections at most (uvicorn's limit_concurrency); requests beyond it get 503. RL loops that "
+        "send one request per generation (OpenRLHF >= 0.10) hold many at once: keep it above their concurrency",
+    )
+    serve.add_argument(
+        "--keep_alive_s", type=float, default=5.0, help="idle keep-alive connections are closed after this (uvicorn)"
+    )
     serve.set_defaults(func=serve_main)
     return parser
 
 
+TRAIN_USAGE = """usage: rm-trl train {pairwise,pointwise,listwise,contrastive} [--config CONFIG.yaml] [--FLAG VALUE ...]
+
+Train a reward model: the recipes' entry point (`recipes/<family>.py` in the repository), same flags, same YAML.
+`rm-trl train pairwise --help` lists every setting of that family."""
+
+
+def train_main(argv: list[str]) -> int:
+    from .recipe import main as recipe_main
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print(TRAIN_USAGE)
+        return 0 if argv else 2
+    return recipe_main(argv[0], argv[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`rm-trl train|score|serve`; user errors print one message and exit 1 (a traceback with `--debug`)."""
+    from .errors import pop_debug_flag, run_entry_point
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":  # the recipes' own parser (TrlParser): every config field is a flag
+        return train_main(argv[1:])
+    argv, debug = pop_debug_flag(argv)
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    return run_entry_point(lambda: args.func(args), debug=debug, program=f"rm-trl {args.command}")
 
 
 if __name__ == "__main__":

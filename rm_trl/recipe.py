@@ -14,7 +14,7 @@ from transformers import set_seed
 from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 
 from .config import DataArguments, RewardConfig
-from .data.converters import convert_for
+from .data.converters import convert_train_eval
 from .data.loading import load_train_eval
 from .errors import ConfigError, pop_debug_flag, run_entry_point
 from .modeling import load_reward_model
@@ -168,10 +168,9 @@ def run(
     #    config asks (rated -> pairwise / ranked, ranked -> pairwise); validated and tokenized by the trainer.
     train_dataset, eval_dataset = load_train_eval(data_args)
     target_format = trainer_class.schema.name
-    train_dataset, train_conversion = convert_for(train_dataset, target_format, data_args)
-    eval_conversion = None
-    if eval_dataset is not None:
-        eval_dataset, eval_conversion = convert_for(eval_dataset, target_format, data_args)
+    train_dataset, eval_dataset, train_conversion, eval_conversion = convert_train_eval(
+        train_dataset, eval_dataset, target_format, data_args, invalid_rows=training_args.invalid_rows
+    )
 
     # 3. Train (LoRA when --use_peft), then evaluate on the held-out data.
     trainer = trainer_class(

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 from datasets import Dataset
 
+from rm_trl.config import DataArguments
 from rm_trl.data import DataLoadError, DataValidationError, load_data, prepare_dataset
+from rm_trl.data.converters import align_eval_targets, convert_for
 from rm_trl.data.formats import SCHEMAS
+from rm_trl.data.pipeline import prepare_for_scoring
 
 P = {"prompt": "Q?", "chosen": " a good answer", "rejected": " a bad answer"}
 R = {"prompt": "Q?", "response": " an answer", "score": 3.0}
@@ -38,6 +42,12 @@ class Case:
     options: dict[str, Any] = field(default_factory=dict)
     expect: tuple[str, Any] = ("ok", {})
     file_bytes: bytes | None = None  # the case is a file on disk instead of in-memory rows
+    file_name: str = "data.jsonl"  # rows are written to a file of this name when it is not .jsonl
+    convert_from: str | None = None  # the rows are in this format and converted to `format` first
+    purpose: str = "train"  # "score": prepared as `rm-trl score` prepares its input
+    eval_rows: list[dict] | None = None  # a separate eval split (train and eval columns are compared)
+    texts: tuple[str, ...] = ()  # texts that must reach the tokenizer exactly as written
+    max_text_chars: int | None = None  # the longest text the tokenizer may be handed
 
 
 def good(fmt: str) -> dict:
@@ -322,40 +332,58 @@ CASES += [
 ]
 
 
+def all_cases() -> list[Case]:
+    """The whole matrix: the cases above, then those an outside tester reported (imported here: no cycle)."""
+    from .test_bad_input_reported import CASES as reported
+
+    return CASES + reported
+
+
 def run_case(case: Case, tokenizers: dict[str, Any]) -> tuple[str, Any]:
-    """Run one case through loading and `prepare_dataset`; return ("error", message) or ("ok", report dict)."""
+    """Run one case through loading, conversion and `prepare_dataset` (or the scoring preparation); return
+    ("error", message) or ("ok", report dict + the texts the tokenizer was handed)."""
+    from .test_bad_input_reported import RecordingTokenizer, write_file
+
     options = dict(case.options)
-    prepare_options = {
-        k: options.pop(k)
-        for k in ("max_length", "truncation", "invalid_rows", "duplicate_rows", "conflicting_rows")
-        if k in options
-    }
+    keys = ("max_length", "truncation", "invalid_rows", "duplicate_rows", "conflicting_rows")
+    prepare_options = {k: options.pop(k) for k in keys if k in options}
     kind = "pairwise" if case.format == "conversational" else case.format
-    tokenizer = tokenizers["chat" if case.format == "conversational" else "plain"]
+    tokenizer = RecordingTokenizer(tokenizers["chat" if case.format == "conversational" else "plain"])
+    max_length = prepare_options.get("max_length", 128)
+    invalid_rows = prepare_options.get("invalid_rows", "error")
+    detail: dict[str, Any] = {}
+    tmp = tempfile.mkdtemp()
     try:
-        if case.file_bytes is not None:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, "data.jsonl")
-                with open(path, "wb") as f:
-                    f.write(case.file_bytes)
-                dataset = load_data(path)
+        if case.file_bytes is not None or case.file_name != "data.jsonl":
+            dataset = load_data(write_file(tmp, case))
         else:
-            dataset = (
-                Dataset.from_list(case.rows) if case.rows else Dataset.from_dict({k: [] for k in good(case.format)})
+            source = case.convert_from or case.format
+            empty = {k: [] for k in good(source)}
+            dataset = Dataset.from_list(case.rows) if case.rows else Dataset.from_dict(empty)
+        if case.convert_from:
+            args = DataArguments(train_data="x", source_format=case.convert_from)
+            dataset, detail["converted"] = convert_for(dataset, kind, args, invalid_rows=invalid_rows)
+        if case.eval_rows is not None:
+            dataset, detail["note"] = align_eval_targets(dataset, Dataset.from_list(case.eval_rows))
+        if case.purpose == "score":
+            prepared = prepare_for_scoring(dataset, kind, tokenizer, max_length=max_length, append_eos=None)
+            detail["marked"] = prepared.not_kept
+        else:
+            prepared = prepare_dataset(
+                dataset,
+                SCHEMAS[kind],
+                tokenizer,
+                split="train",
+                max_length=max_length,
+                truncation=prepare_options.get("truncation", "truncate_prompt"),
+                invalid_rows=invalid_rows,
+                append_eos=None,
+                duplicate_rows=prepare_options.get("duplicate_rows", "keep"),
+                conflicting_rows=prepare_options.get("conflicting_rows", "keep"),
+                parse_options={"turn_markers": ("\n\nAssistant:",), **options},
             )
-        prepared = prepare_dataset(
-            dataset,
-            SCHEMAS[kind],
-            tokenizer,
-            split="train",
-            max_length=prepare_options.get("max_length", 128),
-            truncation=prepare_options.get("truncation", "truncate_prompt"),
-            invalid_rows=prepare_options.get("invalid_rows", "error"),
-            append_eos=None,
-            duplicate_rows=prepare_options.get("duplicate_rows", "keep"),
-            conflicting_rows=prepare_options.get("conflicting_rows", "keep"),
-            parse_options={"turn_markers": ("\n\nAssistant:",), **options},
-        )
     except (DataValidationError, DataLoadError) as exc:
-        return "error", str(exc)
-    return "ok", prepared.report.to_dict()
+        return "error", str(exc).replace(tmp + os.sep, "")  # name the file, not the temporary folder
+    finally:
+        shutil.rmtree(tmp)
+    return "ok", {**prepared.report.to_dict(), **detail, "purpose": case.purpose, "texts": tokenizer.texts}

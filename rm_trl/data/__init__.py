@@ -2,8 +2,8 @@
 
 from .collators import RewardDataCollator
 from .formats import PAIRWISE_SCHEMA, Layout, ParsedRow, RowSchema, split_implicit_prompt
-from .loading import DataLoadError, load_data, load_train_eval, split_by_prompt
-from .pipeline import PreparedData, prepare_dataset
+from .loading import DataLoadError, load_data, load_train_eval, read_file, split_by_prompt
+from .pipeline import PreparedData, prepare_dataset, prepare_for_scoring
 from .report import DataReport, DataValidationError, RowProblem
 from .tokenize import SequenceTemplate, fit_to_length
 
@@ -23,6 +23,8 @@ __all__ = [
     "load_data",
     "load_train_eval",
     "prepare_dataset",
+    "prepare_for_scoring",
+    "read_file",
     "split_by_prompt",
     "split_implicit_prompt",
 ]

@@ -4,19 +4,26 @@ ranked -> pairwise. Each returns the new dataset and counts of what it made and 
 Responses are grouped by prompt (message-list prompts compare as JSON). Rated groups rank responses by score,
 ties sharing the smallest rank; a group with one response, or with all responses tied, yields nothing and is
 counted. Pairs from ratings carry `margin = score_chosen - score_rejected` (Llama 2's margin from a rating gap).
+
+`convert_for` first validates every row in its SOURCE format, with the same row-and-field messages as training on
+that format and the same `invalid_rows` policy (skipped rows are counted in the conversion stats), so nothing is
+converted from a row that training on it would refuse.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from datasets import Dataset
 
-from .formats import PAIRWISE, RANKED, RATED
-from .report import DataValidationError
+from .columns import set_source, source_of
+from .formats import PAIRWISE, RANKED, RATED, SCHEMAS
+from .report import DataReport, DataValidationError, RowProblem
+from .validate import ROW, apply_invalid_policy, describe_data, detect_layout, parse_rows, row_problems
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +37,8 @@ def detect_format(column_names: Sequence[str]) -> str:
         return RANKED
     if "response" in columns:
         return RATED
+    if "completions" in columns:  # ranked data without ranks: enough to score
+        return RANKED
     raise DataValidationError(
         f"cannot tell the data format from the columns {sorted(columns)}: expected chosen/rejected (pairwise), "
         "completions/ranks (ranked) or response + score (rated)"
@@ -143,22 +152,97 @@ def rated_to_pairwise(
     return pairs, stats
 
 
-def convert_for(dataset: Dataset, target: str, args) -> tuple[Dataset, dict[str, Any] | None]:
-    """Convert `dataset` to the `target` format a recipe trains on, following a `DataArguments`.
+def validate_source(dataset: Dataset, source: str, args, invalid_rows: str = "error") -> tuple[Dataset, dict[str, int]]:
+    """Check every row in its source format before conversion; raise (`error`) or drop and count (`skip`) the
+    invalid ones. Returns the valid rows, unchanged, and the counts of skipped rows by reason."""
+    schema = SCHEMAS[source]
+    options: dict[str, Any] = {"score_columns": (args.score_column,)} if source == RATED else {}
+    where = describe_data(dataset, source)
+    layout = detect_layout(schema, dataset, options, where)
+    checked = parse_rows(dataset, schema, layout, options, renderer=None, keep_parsed=False, desc="Validating")
+    problems = row_problems(checked) + _score_list_problems(dataset, layout)
+    if not problems:
+        return dataset, {}
+    report = DataReport(split=source, rows_in=len(dataset))
+    kept = apply_invalid_policy(checked, problems, invalid_rows, report, where, {})
+    valid = dataset.select(kept[ROW])
+    src = source_of(dataset)
+    if src is not None:
+        set_source(valid, src)
+    return valid, dict(report.invalid)
+
+
+def _score_list_problems(dataset: Dataset, layout) -> list[RowProblem]:
+    """Ranked rows may carry per-completion `scores` (they become pair margins): one finite number each."""
+    if layout.kind != RANKED or "scores" not in dataset.column_names:
+        return []
+    problems = []
+    for index, (scores, completions) in enumerate(zip(dataset["scores"], dataset["completions"])):
+        k = len(completions) if isinstance(completions, list) else None
+        ok = isinstance(scores, list) and len(scores) == k
+        ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in scores)
+        if not ok:
+            message = f"expected {k} finite numbers, got {scores!r:.60}"
+            problems.append(RowProblem(index, "scores", "wrong_type", message))
+    return problems
+
+
+def convert_for(
+    dataset: Dataset, target: str, args, invalid_rows: str = "error"
+) -> tuple[Dataset, dict[str, Any] | None]:
+    """Convert `dataset` to the `target` format a recipe trains on, following a `DataArguments`; rows are first
+    validated in their source format under `invalid_rows` (see the module doc).
 
     Returns the dataset unchanged (and `None`) when it is already in the target format.
     """
     source = args.source_format if args.source_format != "auto" else detect_format(dataset.column_names)
     if source == target:
         return dataset, None
+    if (source, target) not in ((RATED, PAIRWISE), (RANKED, PAIRWISE), (RATED, RANKED)):
+        raise DataValidationError(f"cannot convert {source} data to {target}: the data does not hold that signal")
+    origin = source_of(dataset) or f"the {source} data"
+    dataset, skipped = validate_source(dataset, source, args, invalid_rows)
     if (source, target) == (RATED, PAIRWISE):
         converted, stats = rated_to_pairwise(dataset, args.score_column, args.pair_strategy, args.min_score_gap)
     elif (source, target) == (RANKED, PAIRWISE):
         converted, stats = ranked_to_pairwise(dataset, args.pair_strategy)
-    elif (source, target) == (RATED, RANKED):
-        converted, stats = rated_to_ranked(dataset, args.score_column, args.min_score_gap)
     else:
-        raise DataValidationError(f"cannot convert {source} data to {target}: the data does not hold that signal")
-    stats = {"from": source, "to": target, "strategy": args.pair_strategy if target == PAIRWISE else None, **stats}
+        converted, stats = rated_to_ranked(dataset, args.score_column, args.min_score_gap)
+    strategy = args.pair_strategy if target == PAIRWISE else None
+    stats = {"from": source, "to": target, "strategy": strategy, "skipped_invalid": skipped, **stats}
     logger.warning("Converted %s data to %s: %s", source, target, stats)
+    set_source(converted, f"{target} rows converted from {origin} (rows numbered among the converted rows)")
     return converted, stats
+
+
+def align_eval_targets(train: Dataset, evaluation: Dataset | None) -> tuple[Dataset | None, str | None]:
+    """Pairwise train and eval data must agree on `margin`. An eval-only margin column is ignored (with a logged
+    note); a train margin the eval data lacks is an error naming both, before anything is prepared."""
+    if evaluation is None or "chosen" not in evaluation.column_names or "chosen" not in train.column_names:
+        return evaluation, None
+    in_train, in_eval = "margin" in train.column_names, "margin" in evaluation.column_names
+    train_name, eval_name = describe_data(train, "train"), describe_data(evaluation, "eval")
+    if in_eval and not in_train:
+        note = f"ignoring the 'margin' column of {eval_name}: {train_name} has none, so training uses no margin"
+        logger.warning("Note: %s", note)
+        source = source_of(evaluation)
+        evaluation = evaluation.remove_columns("margin")
+        return (set_source(evaluation, source) if source else evaluation), note
+    if in_train and not in_eval:
+        raise DataValidationError(
+            f"{train_name} has a 'margin' column and {eval_name} has none; give the eval rows margins, or drop the "
+            "column from the train data"
+        )
+    return evaluation, None
+
+
+def convert_train_eval(
+    train: Dataset, evaluation: Dataset | None, target: str, args, invalid_rows: str = "error"
+) -> tuple[Dataset, Dataset | None, dict[str, Any] | None, dict[str, Any] | None]:
+    """`convert_for` on both splits, then `align_eval_targets`: what a recipe does with its data."""
+    train, train_conversion = convert_for(train, target, args, invalid_rows)
+    eval_conversion = None
+    if evaluation is not None:
+        evaluation, eval_conversion = convert_for(evaluation, target, args, invalid_rows)
+    evaluation, _ = align_eval_targets(train, evaluation)
+    return train, evaluation, train_conversion, eval_conversion

@@ -1,4 +1,4 @@
-"""Load data from any source `datasets` understands: in-memory, local files, a saved dataset, or the Hub."""
+"""Load data from any source: in-memory, local files (read by rm-trl's own readers), a saved dataset, or the Hub."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import glob
 import hashlib
 import os
 
-from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset, load_from_disk
+
+from .columns import set_source, source_of
+from .readers import check_utf8, read_csv, read_json, read_parquet
+from .report import DataLoadError
+
+__all__ = ["DataLoadError", "check_utf8", "load_data", "load_train_eval", "read_file", "split_by_prompt"]
 
 FILE_BUILDERS = {
     ".json": "json",
@@ -18,15 +24,35 @@ FILE_BUILDERS = {
 }
 
 
-class DataLoadError(ValueError):
-    """The data source could not be found or read."""
-
-
-def _builder_for(path: str) -> str:
+def read_file(path: str) -> Dataset:
+    """One local data file, read by rm-trl's own readers (see `readers`): no value is converted to fit a column."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in FILE_BUILDERS:
         raise DataLoadError(f"cannot tell the format of {path!r}: expected one of {sorted(FILE_BUILDERS)}")
-    return FILE_BUILDERS[ext]
+    if ext in (".json", ".jsonl"):
+        return read_json(path)
+    if ext in (".csv", ".tsv"):
+        return read_csv(path, delimiter="\t" if ext == ".tsv" else ",")
+    if ext == ".parquet":
+        return read_parquet(path)
+    return set_source(load_dataset("arrow", data_files=path, split="train"), path)
+
+
+def _concatenate(parts: list[Dataset], files: list[str], pattern: str) -> Dataset:
+    """Files of one glob, in name order; rows are numbered across them (said in the source description)."""
+    if len(parts) == 1:
+        return parts[0]
+    try:
+        combined = concatenate_datasets(parts)
+    except Exception as exc:  # columns or types that differ between files
+        raise DataLoadError(
+            f"the files of {pattern!r} cannot be read as one dataset ({exc}); give them the same columns and types"
+        ) from None
+    starts = [0]
+    for part in parts[:-1]:
+        starts.append(starts[-1] + len(part))
+    shown = ", ".join(f"{f} from row {s}" for f, s in list(zip(files, starts))[:5])
+    return set_source(combined, f"{pattern} ({len(files)} files: {shown}{', ...' if len(files) > 5 else ''})")
 
 
 def load_data(source: str | Dataset | DatasetDict, split: str = "train", config: str | None = None) -> Dataset:
@@ -44,22 +70,12 @@ def load_data(source: str | Dataset | DatasetDict, split: str = "train", config:
         raise DataLoadError(f"unsupported data source {source!r}")
     path = os.path.expanduser(source)
     if os.path.isfile(path):
-        builder = _builder_for(path)
-        kwargs = {"delimiter": "\t"} if path.endswith(".tsv") else {}
-        if builder in ("json", "csv"):
-            check_utf8(path)  # Arrow's readers accept invalid bytes and fail later, far from the cause
-        try:
-            return load_dataset(builder, data_files=path, split="train", **kwargs)
-        except Exception as exc:
-            problem = diagnose_file(path)
-            if problem:
-                raise DataLoadError(problem) from exc
-            raise
+        return read_file(path)
     if any(ch in path for ch in "*?["):
-        files = sorted(glob.glob(path))
+        files = sorted(f for f in glob.glob(path) if os.path.isfile(f))
         if not files:
             raise DataLoadError(f"no file matches {source!r}")
-        return load_dataset(_builder_for(files[0]), data_files=files, split="train")
+        return _concatenate([read_file(f) for f in files], files, source)
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, "dataset_info.json")) or os.path.exists(
             os.path.join(path, "dataset_dict.json")
@@ -78,71 +94,6 @@ def load_data(source: str | Dataset | DatasetDict, split: str = "train", config:
             f"could not load {source!r}: it is not a local path, and loading it from the Hugging Face Hub failed "
             f"({type(exc).__name__}: {exc}).{hint}"
         ) from exc
-
-
-def check_utf8(path: str, chunk_size: int = 1 << 24) -> None:
-    """Raise a `DataLoadError` naming the byte and line of the first invalid UTF-8 sequence in a text file."""
-    import codecs
-
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = lines = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                position = offset + exc.start
-                line = lines + chunk[: exc.start].count(b"\n") + 1
-                raise DataLoadError(
-                    f"{path} is not valid UTF-8: byte {position} (line {line}, row {line - 1}) cannot be decoded "
-                    f"({exc.reason}); re-encode the file as UTF-8"
-                ) from None
-            offset += len(chunk)
-            lines += chunk.count(b"\n")
-    try:
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        raise DataLoadError(
-            f"{path} is not valid UTF-8: it ends inside a multi-byte character ({exc.reason})"
-        ) from None
-
-
-def diagnose_file(path: str) -> str | None:
-    """Find why a text data file cannot be loaded, in terms of its lines: bad encoding, bad JSON, or a field
-    whose type changes from one row to the next (Arrow needs one type per column)."""
-    if path.endswith(".parquet") or path.endswith(".arrow"):
-        return None
-    if not (path.endswith(".jsonl") or path.endswith(".json")):
-        return None
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    import json
-
-    first_type: dict[str, tuple[str, int]] = {}
-    row = -1
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        row += 1
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            if number == 1 and path.endswith(".json"):
-                return None  # a JSON document, not JSON lines: leave it to the loader's own message
-            return f"{path}, line {number} (row {row}): not valid JSON ({exc})"
-        if not isinstance(record, dict):
-            return f"{path}, line {number} (row {row}): expected a JSON object, got {type(record).__name__}"
-        for key, value in record.items():
-            if value is None:
-                continue
-            kind = "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else type(value).__name__
-            seen = first_type.setdefault(key, (kind, row))
-            if seen[0] != kind:
-                return (
-                    f"{path}, line {number} (row {row}), field {key!r}: {kind} {value!r:.60} where row {seen[1]} has "
-                    f"a {seen[0]}; one column holds one type, so fix the row (or quote all values as text)"
-                )
-    return None
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -176,7 +127,12 @@ def split_by_prompt(dataset: Dataset, eval_fraction: float, seed: int = 0) -> tu
     eval_idx = [i for i, f in enumerate(flags) if f]
     if not train_idx or not eval_idx:
         raise DataLoadError(f"eval_fraction={eval_fraction} leaves an empty train or eval part")
-    return dataset.select(train_idx), dataset.select(eval_idx)
+    train, evaluation = dataset.select(train_idx), dataset.select(eval_idx)
+    source = source_of(dataset)
+    if source is not None:  # row numbers now count within each part: say so wherever the source is named
+        for part, name in ((train, "train"), (evaluation, "held-out eval")):
+            set_source(part, f"{source}, its {name} part (eval_fraction={eval_fraction}; rows numbered in the part)")
+    return train, evaluation
 
 
 def load_train_eval(args) -> tuple[Dataset, Dataset | None]:

@@ -1,39 +1,47 @@
 """From a raw dataset to tokenized rows: detect the layout, validate, parse, tokenize, apply the length policy.
 
 Each loss family supplies a `RowSchema` (how to detect its layout and parse one row); the rest is shared. Every
-row that is not kept is counted in the split's `DataReport`, with example row numbers.
+row that is not kept is counted in the split's `DataReport`, with example row numbers, and named in
+`PreparedData.not_kept`. `purpose="score"` prepares data for scoring instead of training: rules that only matter
+for learning (ties, identical responses, duplicates, targets) are off, and invalid rows are marked, not raised.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from datasets import Dataset
 
-from .formats import ChatRenderer, Layout, ParsedRow, RowSchema
-from .report import DataReport, DataValidationError, RowProblem
+from .formats import SCHEMAS, ChatRenderer, Layout, RowSchema
+from .report import DataReport, DataValidationError
 from .tokenize import (
-    IDENTICAL_AFTER_TRUNCATION,
+    LENGTH,
     OK,
     OVERLENGTH,
+    PROMPT_IDS,
+    RESPONSE_IDS,
+    STATUS,
     TRUNCATED_STATUSES,
     SequenceTemplate,
-    fit_to_length,
-    has_conflicting_duplicate,
-    shared_prefix_length,
+    tokenize_rows,
+)
+from .validate import (
+    MAX_PROBLEMS_SHOWN,
+    PROBLEMS,
+    ROW,
+    apply_invalid_policy,
+    describe_data,
+    detect_layout,
+    parse_rows,
+    row_problems,
 )
 
 logger = logging.getLogger(__name__)
 
-ROW = "row"
-PROMPT_IDS = "prompt_ids"
-RESPONSE_IDS = "response_ids"
-LENGTH = "length"  # tokens of the row (prompt once + every response): what length-grouped batching sorts by
-MAX_PROBLEMS_SHOWN = 10
+__all__ = ["LENGTH", "PROMPT_IDS", "RESPONSE_IDS", "ROW", "PreparedData", "prepare_dataset", "prepare_for_scoring"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class PreparedData:
     report: DataReport
     layout: Layout
     template: SequenceTemplate
+    not_kept: dict[int, str] = field(default_factory=dict)  # source row -> why it is not in `dataset`
 
     @property
     def target_names(self) -> tuple[str, ...]:
@@ -66,15 +75,19 @@ def prepare_dataset(
     parse_options: dict[str, Any] | None = None,
     duplicate_rows: str = "keep",
     conflicting_rows: str = "keep",
+    purpose: str = "train",
 ) -> PreparedData:
     """Validate, parse and tokenize `dataset`; raise or count every row that cannot be used as is."""
+    if purpose not in ("train", "score"):
+        raise ValueError(f"purpose={purpose!r}; expected 'train' or 'score'")
+    training = purpose == "train"
+    where = describe_data(dataset, split)
     if len(dataset) == 0:
-        raise DataValidationError(f"the {split} dataset is empty")
-    options = dict(parse_options or {})
-    layout = schema.detect(dataset.column_names, dataset[0], **options)
+        raise DataValidationError(f"the {split} dataset is empty" + (where[len(f"the {split} data") :]))
+    options = {**(parse_options or {}), "training": training}
+    layout = detect_layout(schema, dataset, options, where)
     renderer = ChatRenderer(tokenizer) if layout.conversational else None
     template = SequenceTemplate.for_tokenizer(tokenizer, append_eos=append_eos, conversational=layout.conversational)
-    targets = layout.targets
     report = DataReport(split=split, rows_in=len(dataset))
     report.settings = {
         "format": layout.describe(),
@@ -85,103 +98,42 @@ def prepare_dataset(
         "suffix_tokens": tokenizer.convert_ids_to_tokens(list(template.suffix)),
     }
     logger.info("%s data: %s", split, layout.describe())
+    policy = invalid_rows if training else "mark"
+    not_kept: dict[int, str] = {}
 
-    def parse_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
-        out: dict[str, list] = {ROW: [], "_prompt": [], "_responses": [], "_problems": []}
-        out.update({name: [] for name in targets})
-        columns = list(batch)
-        for offset, index in enumerate(indices):
-            row = {c: batch[c][offset] for c in columns}
-            parsed = schema.parse(row, index, layout, renderer=renderer, **options)
-            out[ROW].append(index)
-            if isinstance(parsed, ParsedRow):
-                out["_prompt"].append(parsed.prompt)
-                out["_responses"].append(parsed.responses)
-                out["_problems"].append("")
-                for name in targets:
-                    out[name].append(parsed.targets[name])
-            else:
-                out["_prompt"].append("")
-                out["_responses"].append([])
-                out["_problems"].append(json.dumps([p.__dict__ for p in parsed]))
-                for name in targets:
-                    out[name].append(None)
-        return out
-
-    parsed = dataset.map(
-        parse_batch,
-        with_indices=True,
-        batched=True,
-        remove_columns=dataset.column_names,
-        num_proc=num_proc,
-        desc=f"Validating {split} data",
+    parsed = parse_rows(
+        dataset, schema, layout, options, renderer=renderer, num_proc=num_proc, desc=f"Validating {split} data"
     )
-    problems = [RowProblem(**p) for cell in parsed["_problems"] if cell for p in json.loads(cell)]
-    if problems:
-        bad_rows = sorted({p.row for p in problems})
-        if invalid_rows == "error":
-            shown = "\n".join(f"  {p}" for p in problems[:MAX_PROBLEMS_SHOWN])
-            raise DataValidationError(
-                f"{len(bad_rows)} invalid row(s) in the {split} data (rows are 0-based), first problems:\n{shown}\n"
-                "Fix the data, or set `invalid_rows: skip` (`--invalid_rows skip`) to skip such rows; skipped rows "
-                "are counted in the log and in data_report.json.",
-                problems,
-            )
-        first_reason: dict[int, RowProblem] = {}
-        for p in problems:
-            first_reason.setdefault(p.row, p)
-        for p in first_reason.values():
-            report.invalid[p.reason] += 1
-        for reason in report.invalid:
-            report.note_rows(f"invalid:{reason}", [r for r, p in first_reason.items() if p.reason == reason])
-        parsed = parsed.filter(lambda cell: not cell, input_columns="_problems", num_proc=num_proc)
-
-    parsed = _handle_duplicates(parsed, targets, report, split, duplicate_rows, conflicting_rows)
+    parsed = apply_invalid_policy(parsed, row_problems(parsed), policy, report, where, not_kept, num_proc)
+    if training:
+        parsed = _handle_duplicates(parsed, layout.targets, report, split, duplicate_rows, conflicting_rows)
 
     budget = None if max_length is None else max_length - template.num_special
     if budget is not None and budget < 2:
         raise ValueError(f"max_length={max_length} leaves no room once the special tokens are added")
-
-    def tokenize_batch(batch: dict[str, list]) -> dict[str, list]:
-        # Each sequence is tokenized as one text, prompt + response, exactly as a consumer (TRL, a PPO pipeline,
-        # `tokenizer(prompt + response)`) will tokenize it; the tokens all responses share form the prompt part.
-        prompts = tokenizer(batch["_prompt"], add_special_tokens=False)["input_ids"]
-        joint = [p + r for p, responses in zip(batch["_prompt"], batch["_responses"]) for r in responses]
-        joint_ids = tokenizer(joint, add_special_tokens=False)["input_ids"] if joint else []
-        out: dict[str, list] = {PROMPT_IDS: [], RESPONSE_IDS: [], LENGTH: [], "_status": []}
-        pos = 0
-        for i, (prompt_alone, responses) in enumerate(zip(prompts, batch["_responses"])):
-            sequences = joint_ids[pos : pos + len(responses)]
-            pos += len(responses)
-            n = shared_prefix_length(sequences, cap=len(prompt_alone))
-            prompt_ids, response_ids = sequences[0][:n], [s[n:] for s in sequences]
-            prompt_ids, response_ids, status = fit_to_length(prompt_ids, response_ids, budget, truncation)
-            labels = next((batch[n][i] for n in targets if isinstance(batch[n][i], list)), None)
-            if status != OVERLENGTH and has_conflicting_duplicate(response_ids, labels):
-                status = IDENTICAL_AFTER_TRUNCATION if status != OK else "identical_tokens"
-            out[PROMPT_IDS].append(list(template.prefix) + prompt_ids)
-            out[RESPONSE_IDS].append([r + list(template.suffix) for r in response_ids])
-            out[LENGTH].append(len(out[PROMPT_IDS][-1]) + sum(len(r) for r in out[RESPONSE_IDS][-1]))
-            out["_status"].append(status)
-        return out
-
-    tokenized = parsed.map(
-        tokenize_batch,
-        batched=True,
-        remove_columns=["_prompt", "_responses", "_problems"],
+    tokenized = tokenize_rows(
+        parsed.remove_columns(PROBLEMS),
+        tokenizer,
+        template,
+        layout,
+        budget,
+        truncation,
+        training=training,
         num_proc=num_proc,
         desc=f"Tokenizing {split} data",
     )
-    statuses = Counter(tokenized["_status"])
+    # responses that tokenize to nothing (control or zero-width characters) are empty responses: invalid rows
+    tokenized = apply_invalid_policy(tokenized, row_problems(tokenized), policy, report, where, not_kept, num_proc)
+    statuses = Counter(tokenized[STATUS])
     rows_by_status: dict[str, list[int]] = {}
-    if len(statuses) > 1 or OK not in statuses:
-        for row, status in zip(tokenized[ROW], tokenized["_status"]):
+    if len(statuses) > 1 or (statuses and OK not in statuses):
+        for row, status in zip(tokenized[ROW], tokenized[STATUS]):
             if status != OK:
                 rows_by_status.setdefault(status, []).append(row)
-    if statuses.get(OVERLENGTH) and truncation == "error":
+    if statuses.get(OVERLENGTH) and truncation == "error" and training:
         rows = rows_by_status[OVERLENGTH]
         raise DataValidationError(
-            f"{len(rows)} row(s) of the {split} data do not fit in max_length={max_length} tokens, e.g. rows "
+            f"{len(rows)} row(s) of {where} do not fit in max_length={max_length} tokens, e.g. rows "
             f"{rows[:MAX_PROBLEMS_SHOWN]}. Raise max_length, or choose a truncation policy: "
             "truncate_prompt (keep responses whole, cut the prompt from the left), keep_start, or drop."
         )
@@ -191,18 +143,62 @@ def prepare_dataset(
         else:
             reason = "overlength" if status == OVERLENGTH else status
             report.dropped[reason] += len(rows)
+            not_kept.update((row, f"dropped: {reason.replace('_', ' ')}") for row in rows)
         report.note_rows(status, rows)
-    _check_last_token_not_pad(tokenized, tokenizer.pad_token_id, split)
+    ending_with_pad = _rows_ending_with_pad(tokenized, tokenizer.pad_token_id)
+    if ending_with_pad and training:
+        raise DataValidationError(
+            f"row {ending_with_pad[0]} of {where} ends with the pad token (id {tokenizer.pad_token_id}); the reward "
+            "would be read at the wrong token. Choose another pad token (`pad_token`) or remove it from the text."
+        )
+    for row in ending_with_pad:  # scoring: mark the row instead of reading the reward at the wrong token
+        not_kept[row] = f"dropped: the sequence ends with the pad token (id {tokenizer.pad_token_id})"
+        report.dropped["ends_with_pad"] += 1
     dropped = set(rows_by_status) - set(TRUNCATED_STATUSES)
-    if dropped:
-        tokenized = tokenized.filter(lambda s: s not in dropped, input_columns="_status", num_proc=num_proc)
-    tokenized = tokenized.remove_columns("_status")
+    if dropped or ending_with_pad:
+        pad_rows = set(ending_with_pad)
+        tokenized = tokenized.filter(
+            lambda row, s: s not in dropped and row not in pad_rows, input_columns=[ROW, STATUS], num_proc=num_proc
+        )
+    tokenized = tokenized.remove_columns([STATUS, PROBLEMS])
     report.rows_out = len(tokenized)
-    if report.rows_out == 0:
-        raise DataValidationError(f"no usable rows left in the {split} data: {report.summary()}")
+    if report.rows_out == 0 and training:
+        raise DataValidationError(f"no usable rows left in {where}: {report.summary()}")
     log = logger.warning if (report.invalid or report.dropped or report.truncated or report.flagged) else logger.info
     log("Data report: %s", report.summary())
-    return PreparedData(tokenized, report, layout, template)
+    return PreparedData(tokenized, report, layout, template, not_kept)
+
+
+def prepare_for_scoring(
+    dataset: Dataset,
+    kind: str,
+    tokenizer,
+    *,
+    max_length: int | None,
+    append_eos: bool | None,
+    truncation: str = "truncate_prompt",
+    turn_markers: tuple[str, ...] | None = None,
+    num_proc: int | None = None,
+) -> PreparedData:
+    """Prepare `kind` data (pairwise, rated, ranked) for scoring, as `rm-trl score` does: every row that can be
+    scored is kept; the rest are in `not_kept`, each with the field at fault. Targets are not read."""
+    if turn_markers is None:
+        from ..config import DEFAULT_TURN_MARKERS
+
+        turn_markers = DEFAULT_TURN_MARKERS
+    return prepare_dataset(
+        dataset,
+        SCHEMAS[kind],
+        tokenizer,
+        split="input",
+        max_length=max_length,
+        truncation=truncation,
+        invalid_rows="mark",
+        append_eos=append_eos,
+        num_proc=num_proc,
+        parse_options={"turn_markers": tuple(turn_markers)},
+        purpose="score",
+    )
 
 
 def _row_label(responses: list[str], targets: dict[str, Any]) -> tuple:
@@ -254,16 +250,16 @@ def _handle_duplicates(
     return parsed
 
 
-def _check_last_token_not_pad(dataset: Dataset, pad_token_id: int | None, split: str) -> None:
+def _rows_ending_with_pad(dataset: Dataset, pad_token_id: int | None) -> list[int]:
     """The standard sequence-classification head reads the reward at the last token that is not the pad token,
     so a sequence must never end with the pad token; otherwise training and export would disagree."""
     if pad_token_id is None:
-        return
+        return []
+    rows = []
     for row, prompt_ids, responses in zip(dataset[ROW], dataset[PROMPT_IDS], dataset[RESPONSE_IDS]):
         for response in responses:
             last = response[-1] if response else (prompt_ids[-1] if prompt_ids else None)
             if last == pad_token_id:
-                raise DataValidationError(
-                    f"row {row} of the {split} data ends with the pad token (id {pad_token_id}); the reward would "
-                    "be read at the wrong token. Choose another pad token (`pad_token`) or remove it from the text."
-                )
+                rows.append(row)
+                break
+    return rows

@@ -27,6 +27,10 @@ class RowProblem:
         return f"row {self.row}, field '{self.field}': {self.message}"
 
 
+class DataLoadError(ValueError):
+    """The data source could not be found or read. The message names the file, and the line when there is one."""
+
+
 class DataValidationError(ValueError):
     """Raised for data that cannot be used as given. The message names each row and field at fault."""
 

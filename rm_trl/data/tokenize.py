@@ -8,8 +8,20 @@ packed batch encode it once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from datasets import Dataset
+
+from .formats import Layout
+from .formats.common import response_field
+
+PROMPT_IDS = "prompt_ids"
+RESPONSE_IDS = "response_ids"
+LENGTH = "length"  # tokens of the row (prompt once + every response): what length-grouped batching sorts by
+STATUS = "_status"
+CHARS_PER_TOKEN = 64  # a token spans far fewer characters: a text cut to budget * 64 characters still overflows
 
 OK = "ok"
 PROMPT_TRUNCATED = "prompt_truncated"
@@ -19,6 +31,7 @@ OVERLENGTH = "overlength"
 IDENTICAL_AFTER_TRUNCATION = "identical_after_truncation"
 
 TRUNCATED_STATUSES = (PROMPT_TRUNCATED, RESPONSE_TRUNCATED, END_TRUNCATED)
+EMPTY_MESSAGE = "text tokenizes to no tokens (only characters the tokenizer drops: control, zero-width, ...)"
 
 
 @dataclass(frozen=True)
@@ -126,3 +139,89 @@ def has_conflicting_duplicate(responses: list[list[int]], labels: list | None = 
             return True
         seen.setdefault(key, label)
     return False
+
+
+def text_window(budget: int | None) -> int | None:
+    """Most characters of one text handed to the tokenizer. Tokenizing a 50 MB text in full costs gigabytes, and
+    all but `budget` tokens of it are cut anyway; a text longer than the window is cut first and its row counted
+    as truncated (the prompt keeps its end under `truncate_prompt`, everything else its start)."""
+    return None if budget is None else max(budget, 64) * CHARS_PER_TOKEN
+
+
+def tokenize_rows(
+    parsed: Dataset,
+    tokenizer,
+    template: SequenceTemplate,
+    layout: Layout,
+    budget: int | None,
+    truncation: str,
+    *,
+    training: bool,
+    num_proc: int | None = None,
+    desc: str = "Tokenizing",
+) -> Dataset:
+    """Tokenize parsed rows (`row`, `_prompt`, `_responses`, targets) into `prompt_ids`, `response_ids`, `length`,
+    a `_status` (ok / truncated / overlength / identical) and `_problems` (responses that tokenize to nothing)."""
+    columns = ("row", PROMPT_IDS, RESPONSE_IDS, LENGTH, STATUS, "_problems", *layout.targets)
+    if len(parsed) == 0:
+        return Dataset.from_dict({c: [] for c in columns})
+    window = text_window(budget)
+    targets = layout.targets
+
+    def cut(text: str, keep_end: bool) -> str:
+        if window is None or len(text) <= window:
+            return text
+        return text[-window:] if keep_end else text[:window]
+
+    def tokenize_batch(batch: dict[str, list]) -> dict[str, list]:
+        # Each sequence is tokenized as one text, prompt + response, exactly as a consumer (TRL, a PPO pipeline,
+        # `tokenizer(prompt + response)`) will tokenize it; the tokens all responses share form the prompt part.
+        prompts = [cut(p, keep_end=truncation == "truncate_prompt") for p in batch["_prompt"]]
+        responses = [[cut(r, keep_end=False) for r in rs] for rs in batch["_responses"]]
+        windowed = [
+            (len(p) > len(q), any(len(r) > len(s) for r, s in zip(rs, ss)))
+            for p, q, rs, ss in zip(batch["_prompt"], prompts, batch["_responses"], responses)
+        ]
+        prompt_ids_alone = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        joint = [p + r for p, rs in zip(prompts, responses) for r in rs]
+        joint_ids = tokenizer(joint, add_special_tokens=False)["input_ids"] if joint else []
+        out: dict[str, list] = {PROMPT_IDS: [], RESPONSE_IDS: [], LENGTH: [], STATUS: [], "_problems": []}
+        pos = 0
+        for i, (prompt_alone, rs) in enumerate(zip(prompt_ids_alone, responses)):
+            sequences = joint_ids[pos : pos + len(rs)]
+            pos += len(rs)
+            empty = [k for k, sequence in enumerate(sequences) if sequence == prompt_alone]
+            row = batch["row"][i]
+            problems = [
+                dict(row=row, field=response_field(layout, k), reason="empty", message=EMPTY_MESSAGE) for k in empty
+            ]
+            n = shared_prefix_length(sequences, cap=len(prompt_alone))
+            prompt_ids, response_ids = sequences[0][:n], [s[n:] for s in sequences]
+            prompt_ids, response_ids, status = fit_to_length(prompt_ids, response_ids, budget, truncation)
+            if any(windowed[i]):
+                status = _windowed_status(status, truncation, response_cut=windowed[i][1])
+            labels = next((batch[t][i] for t in targets if isinstance(batch[t][i], list)), None)
+            if training and status != OVERLENGTH and has_conflicting_duplicate(response_ids, labels):
+                status = IDENTICAL_AFTER_TRUNCATION if status != OK else "identical_tokens"
+            out[PROMPT_IDS].append(list(template.prefix) + prompt_ids)
+            out[RESPONSE_IDS].append([r + list(template.suffix) for r in response_ids])
+            out[LENGTH].append(len(out[PROMPT_IDS][-1]) + sum(len(r) for r in out[RESPONSE_IDS][-1]))
+            out[STATUS].append(status)
+            out["_problems"].append(json.dumps(problems) if problems else "")
+        return out
+
+    return parsed.map(
+        tokenize_batch, batched=True, remove_columns=["_prompt", "_responses"], num_proc=num_proc, desc=desc
+    )
+
+
+def _windowed_status(status: str, truncation: str, response_cut: bool) -> str:
+    """A row with a text cut to the window is truncated (or over-length for the drop / error policies), even in
+    the unlikely case its cut tokens fit the budget."""
+    if truncation in ("drop", "error"):
+        return OVERLENGTH
+    if status != OK:
+        return status
+    if truncation == "keep_start":
+        return END_TRUNCATED
+    return RESPONSE_TRUNCATED if response_cut else PROMPT_TRUNCATED

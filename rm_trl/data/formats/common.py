@@ -15,6 +15,7 @@ from typing import Any
 from ..report import DataValidationError, RowProblem
 
 KNOWN_ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
+FLOAT32_MAX = 3.4028234663852886e38  # targets are float32 tensors: a larger value becomes inf and the loss NaN
 RESERVED_COLUMNS = frozenset({"row", "prompt_ids", "response_ids", "input_ids", "attention_mask", "group_sizes"})
 
 
@@ -23,13 +24,15 @@ class Layout:
     """How a dataset's rows are laid out, detected once per dataset.
 
     `targets` names the values `parse` returns per row: a float per row (a margin, a score) or a list with one
-    float per response (ranks).
+    float per response (ranks). `fields` names every column `parse` reads: a value of a field the loader had to set
+    aside (see `rm_trl.data.columns`) makes the row invalid; one in another column does not.
     """
 
     kind: str
     implicit_prompt: bool = False
     conversational: bool = False
     targets: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
 
     def describe(self) -> str:
         prompt = "implicit prompt" if self.implicit_prompt else "explicit prompt"
@@ -51,8 +54,11 @@ class ParsedRow:
 class RowSchema:
     """What a loss family tells the pipeline about its data.
 
-    `detect(column_names, first_row, **options) -> Layout` raises `DataValidationError` for missing columns;
+    `detect(column_names, features, **options) -> Layout` raises `DataValidationError` for missing columns (the
+    layout comes from the column types, so every row counts, not the first);
     `parse(row, index, layout, renderer=..., **options) -> ParsedRow | list[RowProblem]` checks one row.
+    Both take `training` (default True): False when scoring, where rules that only matter for learning (ties,
+    identical responses, a missing gold score) do not apply and targets are not read.
     """
 
     name: str
@@ -81,12 +87,38 @@ class ChatRenderer:
         self.tokenizer = tokenizer
 
     def render(self, prompt: list[dict], response: list[dict]) -> tuple[str, str]:
-        """Return `(prompt_text, response_text)` with `prompt_text + response_text` == the whole conversation."""
+        """Return `(prompt_text, response_text)` with `prompt_text + response_text` == the whole conversation.
+
+        Keys whose value is null are left out: Arrow gives every message of a column the keys of all of them, so a
+        `name` or `tool_calls` in one message would otherwise reach the template as null in every other one.
+        """
+        prompt, response = _without_nulls(prompt), _without_nulls(response)
         prompt_text = self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
         full_text = self.tokenizer.apply_chat_template(prompt + response, tokenize=False)
         if not full_text.startswith(prompt_text):
             raise ValueError("the chat template does not render the prompt as a prefix of the whole conversation")
         return prompt_text, full_text[len(prompt_text) :]
+
+
+def _without_nulls(messages: list[dict]) -> list[dict]:
+    return [{k: v for k, v in m.items() if v is not None} for m in messages]
+
+
+def holds_messages(feature: Any, depth: int = 1) -> bool:
+    """Whether a column's feature is a list (`depth` levels of lists) of objects: message lists."""
+    for _ in range(depth):
+        if isinstance(feature, list):
+            feature = feature[0] if feature else None
+        else:
+            feature = getattr(feature, "feature", None)  # List / Sequence / LargeList
+    return isinstance(feature, dict)
+
+
+def response_field(layout: Layout, k: int) -> str:
+    """The field holding response `k` of a parsed row, for messages."""
+    if layout.kind == "pairwise":
+        return ("chosen", "rejected")[k]
+    return "response" if layout.kind == "rated" else f"completions[{k}]"
 
 
 def check_text(row: int, name: str, value: Any, problems: list[RowProblem], allow_empty: bool = False) -> bool:
@@ -118,7 +150,7 @@ def check_messages(row: int, name: str, value: Any, problems: list[RowProblem], 
             problems.append(RowProblem(row, where, "bad_message", f"expected a dict, got {type(message).__name__}"))
             return False
         role, content = message.get("role"), message.get("content")
-        if role not in KNOWN_ROLES:
+        if not isinstance(role, str) or role not in KNOWN_ROLES:
             problems.append(RowProblem(row, where, "bad_message", f"unknown role {role!r}"))
             return False
         if not isinstance(content, str):
@@ -155,8 +187,12 @@ def check_number(row: int, name: str, value: Any, problems: list[RowProblem]) ->
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         problems.append(RowProblem(row, name, "wrong_type", f"expected a number, got {type(value).__name__}"))
         return False
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         problems.append(RowProblem(row, name, "not_finite", f"value {value} is not finite"))
+        return False
+    if abs(value) > FLOAT32_MAX:
+        message = f"value {float(value):g} does not fit in float32 (at most 3.4e38 in size)"
+        problems.append(RowProblem(row, name, "out_of_range", message))
         return False
     return True
 
@@ -172,7 +208,3 @@ def render_responses(
     except Exception as exc:  # template errors are data errors for this row
         return [RowProblem(index, field_name, "template_error", f"chat template failed: {exc}")]
     return texts[0][0], [text for _, text in texts]
-
-
-def is_conversational(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and isinstance(value[0], dict)

@@ -1,6 +1,6 @@
 """Pairwise data: one prompt, a chosen and a rejected response.
 
-Layouts (detected from the column names and the first row):
+Layouts (detected from the column names and types):
 - explicit prompt: `{"prompt": str, "chosen": str, "rejected": str}`
 - implicit prompt: `{"chosen": str, "rejected": str}` holding whole transcripts (raw hh-rlhf); the prompt is their
   shared prefix, cut after the last turn marker (e.g. `"\\n\\nAssistant:"`).
@@ -23,6 +23,7 @@ from .common import (
     check_number,
     check_prompt,
     check_response,
+    holds_messages,
     render_responses,
     require_columns,
 )
@@ -30,14 +31,19 @@ from .common import (
 PAIRWISE = "pairwise"
 
 
-def detect_pairwise_layout(column_names: Sequence[str], first_row: dict[str, Any], **_: Any) -> Layout:
+def detect_pairwise_layout(
+    column_names: Sequence[str], features: dict[str, Any], *, training: bool = True, **_: Any
+) -> Layout:
     """Detect the pairwise layout, or raise a `DataValidationError` that says which columns are missing."""
     require_columns(PAIRWISE, column_names, ("chosen", "rejected"), ("prompt", "margin"))
+    targets = ("margin",) if "margin" in column_names and training else ()
+    implicit = "prompt" not in column_names
     return Layout(
         kind=PAIRWISE,
-        implicit_prompt="prompt" not in column_names,
-        conversational=isinstance(first_row.get("chosen"), list),
-        targets=("margin",) if "margin" in column_names else (),
+        implicit_prompt=implicit,
+        conversational=holds_messages(features.get("chosen")) or holds_messages(features.get("rejected")),
+        targets=targets,
+        fields=(*(() if implicit else ("prompt",)), "chosen", "rejected", *targets),
     )
 
 
@@ -76,9 +82,11 @@ def parse_pairwise_row(
     *,
     renderer: ChatRenderer | None,
     turn_markers: Sequence[str] = (),
+    training: bool = True,
     **_: Any,
 ) -> ParsedRow | list[RowProblem]:
-    """Validate one pairwise row and return it parsed, or the list of its problems."""
+    """Validate one pairwise row and return it parsed, or the list of its problems. Identical responses are a
+    problem for training only: a scorer scores them like any others."""
     problems: list[RowProblem] = []
     chosen, rejected = row.get("chosen"), row.get("rejected")
     conversational = layout.conversational
@@ -97,9 +105,14 @@ def parse_pairwise_row(
 
     if conversational and layout.implicit_prompt:
         n = _common_message_prefix(chosen, rejected)
+        if chosen == rejected and not training:
+            n = len(chosen) - 1  # scoring: the last message is the response of both
+        if n == len(chosen) or n == len(rejected):  # one conversation is a prefix of the other: no response left
+            which = "chosen" if n == len(chosen) else "rejected"
+            if chosen == rejected:
+                return [RowProblem(index, "rejected", "identical", "chosen and rejected conversations are identical")]
+            return [RowProblem(index, which, "empty", "no message left once the shared conversation is removed")]
         prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
-        if not chosen or not rejected:
-            return [RowProblem(index, "rejected", "identical", "chosen and rejected conversations are identical")]
     elif layout.implicit_prompt:
         prompt, chosen, rejected = split_implicit_prompt(chosen, rejected, turn_markers)
     else:
@@ -108,7 +121,7 @@ def parse_pairwise_row(
     if isinstance(rendered, list):
         return rendered
     prompt_text, (chosen_text, rejected_text) = rendered
-    if chosen_text == rejected_text:
+    if training and chosen_text == rejected_text:
         return [RowProblem(index, "rejected", "identical", "chosen and rejected responses are identical")]
     if not chosen_text.strip() or not rejected_text.strip():
         which = "chosen" if not chosen_text.strip() else "rejected"

@@ -25,6 +25,7 @@ from .common import (
     check_number,
     check_prompt,
     check_response,
+    holds_messages,
     render_responses,
     require_columns,
 )
@@ -33,17 +34,26 @@ RATED = "rated"
 
 
 def detect_rated_layout(
-    column_names: Sequence[str], first_row: dict[str, Any], *, score_columns: Sequence[str] = ("score",), **_: Any
+    column_names: Sequence[str],
+    features: dict[str, Any],
+    *,
+    score_columns: Sequence[str] = ("score",),
+    training: bool = True,
+    **_: Any,
 ) -> Layout:
+    """Rated layout; when scoring, scores are not read and the columns may be absent."""
+    score_columns = tuple(score_columns) if training else ()
     require_columns(RATED, column_names, ("response", *score_columns), ("prompt",))
     reserved = sorted(set(score_columns) & RESERVED_COLUMNS)
     if reserved:
         raise DataValidationError(f"score columns {reserved} clash with names rm-trl uses internally; rename them")
+    implicit = "prompt" not in column_names
     return Layout(
         kind=RATED,
-        implicit_prompt="prompt" not in column_names,
-        conversational=isinstance(first_row.get("response"), list),
-        targets=tuple(score_columns),
+        implicit_prompt=implicit,
+        conversational=holds_messages(features.get("response")),
+        targets=score_columns,
+        fields=(*(() if implicit else ("prompt",)), "response", *score_columns),
     )
 
 
