@@ -90,6 +90,9 @@ class RewardConfig(TrainingArguments):
             training rows) and normalise: baked into the head when its last layer has a bias (encoders), so every
             consumer reads `(r - mean) / std`; stored in the config otherwise (decoder `score` heads have no bias),
             where rm-trl's scorer, CLI and server apply it with `normalize`. The model card says which.
+        license (`str` or `None`, defaults to `None`):
+            License written in the exported model card's metadata (e.g. `"apache-2.0"`); check the base model's and
+            the data's licenses. `None` leaves it out.
         export_merged (`bool`, defaults to `True`):
             When training with LoRA, `save_reward_model` also merges the adapter into the base weights and saves a
             plain sequence-classification model (loadable anywhere); the adapter goes to `<output_dir>/adapter`.
@@ -190,6 +193,7 @@ class RewardConfig(TrainingArguments):
     normalize_rewards: bool = field(
         default=False, metadata={"help": "Normalise exported rewards to mean 0, std 1 (baked or stored)."}
     )
+    license: str | None = field(default=None, metadata={"help": "License for the model card (e.g. apache-2.0)."})
     export_merged: bool = field(
         default=True, metadata={"help": "With LoRA, also save the merged model as the main export."}
     )

@@ -134,6 +134,43 @@ def consumer_flags(metadata: dict[str, Any]) -> dict[str, str]:
     return {key: flags[key] for key in CONSUMERS}
 
 
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a reward model's scores, recorded in the export and its card."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("rm-trl", "transformers", "trl", "peft", "accelerate", "torch"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def is_hub_id(name: str | None) -> bool:
+    """`org/name` that is not a local path: worth naming in a card's metadata (the Hub links it)."""
+    return bool(name) and name.count("/") == 1 and not os.path.exists(name) and not name.startswith((".", "/"))
+
+
+def card_header(metadata: dict[str, Any]) -> str:
+    """The card's YAML metadata: what the Hub indexes (library, task, tags, base model, datasets, license)."""
+    import yaml
+
+    header: dict[str, Any] = {
+        "library_name": "transformers",
+        "pipeline_tag": "text-classification",
+        "tags": ["rm-trl", "trl", "reward-model", metadata.get("family", "reward")],
+    }
+    if is_hub_id(metadata.get("base_model")):
+        header["base_model"] = metadata["base_model"]
+    datasets = [d for d in metadata.get("datasets") or [] if is_hub_id(d)]
+    if datasets:
+        header["datasets"] = datasets
+    if metadata.get("license"):
+        header["license"] = metadata["license"]
+    return yaml.safe_dump(header, sort_keys=False, allow_unicode=True)
+
+
 def write_model_card(
     output_dir: str,
     metadata: dict[str, Any],
@@ -178,18 +215,12 @@ def write_model_card(
             f'`reward_funcs=rm_trl.rl.RewardFunction("{ref}")` to score exactly as in training.'
         )
     card = f"""---
-library_name: transformers
-pipeline_tag: text-classification
-tags:
-- rm-trl
-- reward-model
-- {metadata.get("family", "reward")}
-base_model: {base}
----
+{card_header(metadata)}---
 
 # Reward model trained with rm-trl
 
 - Base model: `{base}`
+- Libraries: {", ".join(f"{k} {v}" for k, v in (metadata.get("libraries") or library_versions()).items())}
 - Loss family: **{metadata.get("family")}**, loss `{metadata.get("loss")}`
 - Reward read at: `{metadata.get("reward_token")}`; pad token `{metadata.get("pad_token")}`; right padding
 - Special tokens around each sequence: {special.get("prefix", [])} prompt + response {special.get("suffix", [])}

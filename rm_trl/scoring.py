@@ -114,6 +114,13 @@ class RewardScorer:
         self.shift, self.scale = 0.0, 1.0
         if normalize and stats.get("applied") == "stored":
             self.shift, self.scale = float(stats["mean"]), float(stats["std"])
+        elif stats.get("applied") == "stored":
+            logger.warning(
+                "This model stores its reward normalisation (mean %.4g, std %.4g) instead of baking it in: these are "
+                "raw rewards; pass normalize=True (`--normalize`) for the normalised ones",
+                stats["mean"],
+                stats["std"],
+            )
 
     @classmethod
     def from_pretrained(cls, path: str, **kwargs: Any) -> RewardScorer:

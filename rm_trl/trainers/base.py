@@ -35,6 +35,7 @@ from ..export import (
     bake_normalization,
     check_tokenizer_roundtrip,
     consumer_flags,
+    library_versions,
     reward_token_rule,
     save_metrics,
     write_model_card,
@@ -359,6 +360,7 @@ class RewardTrainer(SafeCheckpointsMixin, Trainer):
         tokenizer = self.processing_class
         metadata = {
             "version": __version__,
+            "libraries": library_versions(),
             "family": self.family,
             "loss": self.loss_description(),
             "num_labels": model.config.num_labels,
@@ -369,6 +371,8 @@ class RewardTrainer(SafeCheckpointsMixin, Trainer):
             "max_length": self.args.max_length,
             "truncation": self.args.truncation,
         }
+        if self.args.license:
+            metadata["license"] = self.args.license
         if prepared is not None:
             metadata["format"] = prepared.layout.describe()
             metadata["append_eos"] = tokenizer.eos_token_id is not None and (
