@@ -37,9 +37,11 @@ def checkpoint_problem(path: str) -> str | None:
         return "no trainer_state.json (the save did not finish)"
     try:
         with open(state, encoding="utf-8") as f:
-            json.load(f)
+            saved = json.load(f)
     except (ValueError, UnicodeDecodeError):
         return "trainer_state.json is cut short"
+    if not isinstance(saved, dict) or not isinstance(saved.get("global_step"), int):
+        return "trainer_state.json holds no trainer state"
     names = set(os.listdir(path))
     sharded = any(n.startswith(("pytorch_model_fsdp", "global_step")) for n in names)  # FSDP / DeepSpeed states
     if not sharded and not names.intersection(WEIGHT_FILES):
@@ -107,6 +109,33 @@ def resolve_resume(resume: bool | str | None, output_dir: str) -> str | None:
     return resume
 
 
+def weights_mismatch(checkpoint: str, model) -> str | None:
+    """Why the full-model weights saved in `checkpoint` do not fit `model` (other names or shapes), or `None`.
+
+    The Trainer loads checkpoint weights non-strictly, so resuming from another model's checkpoint would go on
+    from the new model's random weights. Adapter and sharded checkpoints are not inspected here.
+    """
+    path = os.path.join(checkpoint, "model.safetensors")
+    if not os.path.isfile(path) or hasattr(model, "peft_config"):
+        return None
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+    saved = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(expected) - set(saved))
+    wrong = sorted(k for k in set(saved) & set(expected) if saved[k] != expected[k])
+    if not missing and not wrong:
+        return None
+    tied = [k for k in missing if k.endswith("lm_head.weight")]  # tied weights are saved once
+    if not wrong and len(tied) == len(missing):
+        return None
+    return (
+        f"{len(missing)} of the model's {len(expected)} weights are not in it and {len(wrong)} have other shapes "
+        f"(e.g. {(missing + wrong)[:3]}): it was saved from another model"
+    )
+
+
 def publish_staged_checkpoint(staging_dir: str, run_dir: str, name: str) -> str:
     """Move a fully written checkpoint from the staging folder to `run_dir/name` (a rename: atomic on one file
     system); a previous folder of that name (a re-save of the same step) is replaced."""
@@ -125,6 +154,9 @@ class SafeCheckpointsMixin:
         """Train; `resume_from_checkpoint` (`True` / `"true"` / a folder) resumes from the last *complete*
         checkpoint, naming any incomplete one it skips, and refuses a folder that cannot be resumed from."""
         resume = resolve_resume(resume_from_checkpoint, self.args.output_dir)
+        mismatch = resume and weights_mismatch(resume, self.accelerator.unwrap_model(self.model))
+        if mismatch:
+            raise TrainingError(f"resume_from_checkpoint: {resume} does not fit this model: {mismatch}")
         result = super().train(
             resume_from_checkpoint=resume, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, **kwargs
         )

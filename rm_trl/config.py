@@ -8,6 +8,7 @@ set any of them by name.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -232,6 +233,11 @@ class RewardConfig(TrainingArguments):
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}; expected one of {allowed}")
+        if not math.isfinite(self.learning_rate) or self.learning_rate < 0:
+            raise ValueError(f"learning_rate={self.learning_rate} must be a finite number >= 0")
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
         if self.max_length is not None and self.max_length < 8:
             raise ValueError(f"max_length={self.max_length} is too small to hold a prompt and a response")
         if not self.use_cpu and not _has_accelerator():
@@ -423,7 +429,13 @@ class DataArguments:
     eval_data: str | None = field(default=None, metadata={"help": "Evaluation data (same forms as train_data)."})
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
     train_split: str = field(default="train", metadata={"help": "Split of train_data to train on."})
-    eval_split: str = field(default="test", metadata={"help": "Split of eval_data (or of train_data) to evaluate on."})
+    eval_split: str | None = field(
+        default=None,
+        metadata={
+            "help": "Split of eval_data, or of train_data when no eval_data is given, to evaluate on (default: "
+            "`test`; without eval_data, only when train_data has one)."
+        },
+    )
     eval_fraction: float = field(
         default=0.0,
         metadata={"help": "Without eval data, hold out this fraction of training prompts (grouped by prompt)."},
@@ -451,6 +463,11 @@ class DataArguments:
     )
 
     def __post_init__(self):
+        if self.eval_fraction and not 0.0 < self.eval_fraction < 1.0:
+            raise ValueError(f"eval_fraction={self.eval_fraction} must be in (0, 1)")
+        for name in ("max_train_samples", "max_eval_samples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be at least 1 (leave it unset for all rows)")
         if self.source_format not in SOURCE_FORMATS:
             raise ValueError(f"source_format={self.source_format!r}; expected one of {SOURCE_FORMATS}")
         if self.pair_strategy not in PAIR_STRATEGIES:

@@ -40,9 +40,16 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 
 
 def pop_debug_flag(argv: list[str]) -> tuple[list[str], bool]:
-    """Remove `--debug` from `argv`; return the rest and whether tracebacks were asked for (flag or env)."""
-    debug = "--debug" in argv
-    rest = [a for a in argv if a != "--debug"]
+    """Remove a bare `--debug` from `argv`; return the rest and whether tracebacks were asked for (flag or env).
+
+    `--debug <value>` (TrainingArguments' own `debug` option, e.g. `underflow_overflow`) is left in place."""
+    rest, debug = [], False
+    for i, arg in enumerate(argv):
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if arg == "--debug" and (following is None or following.startswith("-")):
+            debug = True
+        else:
+            rest.append(arg)
     return rest, debug or os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes")
 
 

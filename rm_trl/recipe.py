@@ -4,6 +4,7 @@ loss family (trainer + config class) and calls `run`; reading this file top to b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 from .config import DataArguments, RewardConfig
 from .data.converters import convert_train_eval
 from .data.loading import load_train_eval
-from .errors import ConfigError, pop_debug_flag, run_entry_point
+from .errors import ConfigError, pop_debug_flag, run_entry_point, user_error_types
 from .modeling import load_reward_model
 from .trainers import TRAINERS
 from .trainers.base import RewardTrainer
@@ -50,10 +51,11 @@ def parse(
     starts from the family's plain defaults: a user's run never inherits the demo's data, model or output folder.
     TRL's reward-script names (`dataset_name`, `dataset_train_split`, `dataset_test_split`) are accepted.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _split_equals(list(sys.argv[1:] if argv is None else argv))
     family = family or config_class.__name__.removesuffix("RewardConfig").lower()
-    parser = TrlParser((DataArguments, config_class, ModelConfig))
-    if not argv and default_config is not None:
+    parser = _Parser((DataArguments, config_class, ModelConfig), prog=f"rm-trl train {family}")
+    demo = not argv and default_config is not None
+    if demo:
         argv = ["--config", default_config]
     config: dict = {}
     if "--config" in argv:
@@ -66,12 +68,18 @@ def parse(
         for key, value in (config.pop("env", None) or {}).items():
             os.environ[key] = str(value)
         config = _translate_trl_names(config, source=path)
+        if demo:  # the demo's data paths are relative to the repository, wherever it is run from
+            root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(path))))
+            for key in ("train_data", "eval_data"):
+                if config.get(key) and not os.path.exists(config[key]):
+                    config[key] = os.path.join(root, config[key])
     argv = _translate_trl_flags(argv)
     if "output_dir" not in config and "--output_dir" not in argv:
         config["output_dir"] = os.path.join("outputs", family)
     unknown = parser.set_defaults_with_config(**config)
     if unknown:
-        raise ConfigError(f"unknown keys in the config file: {sorted(unknown[::2])}; see `--help` for the settings")
+        keys = sorted(k.removeprefix("--") for k in unknown[::2])
+        raise ConfigError(f"unknown keys in the config file: {keys}; `--help` lists the settings")
     try:
         *parsed, rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     except ValueError as exc:  # a setting's own check (__post_init__) refused its value
@@ -84,7 +92,32 @@ def parse(
     return data_args, training_args, model_args
 
 
+class _Parser(TrlParser):
+    """TrlParser whose usage errors are one line (not the usage of ~150 settings) and exit status 2."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}\n(`{self.prog} --help` lists every setting)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _split_equals(argv: list[str]) -> list[str]:
+    """`--flag=value` -> `--flag value` and `--dashed-name` -> `--dashed_name`, so every spelling argparse accepts
+    is seen by the `--config` and TRL-name handling."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--") and len(arg) > 2:
+            name, eq, value = arg[2:].partition("=")
+            out.append("--" + name.replace("-", "_"))
+            if eq:
+                out.append(value)
+        else:
+            out.append(arg)
+    return out
+
+
 def _read_yaml(path: str) -> dict:
+    if os.path.isdir(path):
+        raise ConfigError(f"--config {path} is a folder; give a YAML file")
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}")
     try:
@@ -118,13 +151,12 @@ def _translate_trl_names(config: dict, source: str) -> dict:
 def _translate_trl_flags(argv: list[str]) -> list[str]:
     out = []
     for arg in argv:
-        name, eq, value = arg.partition("=")
-        key = name[2:] if name.startswith("--") else None
+        key = arg[2:] if arg.startswith("--") else None
         if key in TRL_ARGUMENTS_WITHOUT_EQUIVALENT:
             raise _no_equivalent(key, "command line")
         if key in TRL_ARGUMENT_NAMES:
             logger.warning("TRL's `--%s` is rm-trl's `--%s`: using it as such", key, TRL_ARGUMENT_NAMES[key])
-            arg = f"--{TRL_ARGUMENT_NAMES[key]}{eq}{value}"
+            arg = f"--{TRL_ARGUMENT_NAMES[key]}"
         out.append(arg)
     return out
 
@@ -153,16 +185,17 @@ def run(
     # 1. The model, as a sequence classifier, and its tokenizer with a safe pad token.
     #    Seed first: the reward head is freshly initialised here.
     set_seed(training_args.seed)
-    model, tokenizer = load_reward_model(
-        model_args.model_name_or_path,
-        num_labels=trainer_class.num_labels(training_args),
-        dtype=model_args.dtype,
-        revision=model_args.model_revision,
-        trust_remote_code=training_args.trust_remote_code,
-        attn_implementation=model_args.attn_implementation,
-        quantization_config=get_quantization_config(model_args),
-        pad_token=training_args.pad_token,
-    )
+    with setup_errors("loading the model"):
+        model, tokenizer = load_reward_model(
+            model_args.model_name_or_path,
+            num_labels=trainer_class.num_labels(training_args),
+            dtype=model_args.dtype,
+            revision=model_args.model_revision,
+            trust_remote_code=training_args.trust_remote_code,
+            attn_implementation=model_args.attn_implementation,
+            quantization_config=get_quantization_config(model_args),
+            pad_token=training_args.pad_token,
+        )
 
     # 2. The data: any local file, saved dataset or Hub dataset, converted to the family's format when the
     #    config asks (rated -> pairwise / ranked, ranked -> pairwise); validated and tokenized by the trainer.
@@ -173,14 +206,15 @@ def run(
     )
 
     # 3. Train (LoRA when --use_peft), then evaluate on the held-out data.
-    trainer = trainer_class(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        peft_config=get_peft_config(model_args),
-    )
+    with setup_errors("setting up training"):
+        trainer = trainer_class(
+            model=model,
+            args=training_args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=tokenizer,
+            peft_config=get_peft_config(model_args),
+        )
     for split, conversion in (("train", train_conversion), ("eval", eval_conversion)):
         if conversion and split in trainer.data_reports:
             trainer.data_reports[split].settings["converted"] = conversion
@@ -200,6 +234,18 @@ def run(
     trainer.accelerator.wait_for_everyone()
     trainer.accelerator.end_training()
     return metrics
+
+
+@contextlib.contextmanager
+def setup_errors(step: str):
+    """Before training starts, what fails is a setting the user gave (a LoRA target the model lacks, 4-bit without
+    LoRA, a logger that is not installed, evaluation asked for without eval data): report it as such."""
+    try:
+        yield
+    except user_error_types():
+        raise
+    except (ValueError, RuntimeError, ImportError) as exc:
+        raise ConfigError(f"{step}: {type(exc).__name__}: {exc}") from exc
 
 
 def hub_dataset_names(data_args: DataArguments) -> list[str]:

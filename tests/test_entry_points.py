@@ -316,3 +316,67 @@ def test_a_kill_during_a_save_leaves_no_checkpoint_that_looks_complete(tiny_dir,
     assert "Resuming from" in proc.stderr and "checkpoint-2" in proc.stderr
     assert json.loads((out / "checkpoint-12" / "trainer_state.json").read_text())["global_step"] == 12
     assert not list((out / ".checkpoint-staging").iterdir())  # the staged leftover was replaced and published
+
+
+# ----- what an adversarial tester found ------------------------------------------------------------------------------
+def test_spellings_paths_and_values_are_checked_at_parse_time(tmp_path, monkeypatch):
+    (tmp_path / "ok.yaml").write_text("model_name_or_path: m\ntrain_data: x\n")
+    data, _, _ = parse(PairwiseRewardConfig, None, [f"--config={tmp_path / 'ok.yaml'}", "--dataset-name", "org/d"])
+    assert data.train_data == "org/d"  # `--flag=value` and dashed names, as argparse accepts them
+    (tmp_path / "x.yaml").write_text("model_name_or_path: m\ntrain_data: x\nx: 1\n")
+    with pytest.raises(ConfigError, match=r"unknown keys in the config file: \['x'\]"):
+        parse(PairwiseRewardConfig, None, ["--config", str(tmp_path / "x.yaml")])
+    with pytest.raises(ConfigError, match="is a folder"):
+        parse(PairwiseRewardConfig, None, ["--config", str(tmp_path)])
+    base = ["--model_name_or_path", "m", "--train_data", "x"]
+    for flags, message in (
+        (["--eval_fraction", "1.5"], "eval_fraction=1.5"),
+        (["--max_train_samples", "0"], "max_train_samples=0"),
+        (["--per_device_train_batch_size", "0"], "per_device_train_batch_size=0"),
+        (["--gradient_accumulation_steps", "0"], "gradient_accumulation_steps=0"),
+        (["--learning_rate", "nan"], "learning_rate=nan"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            parse(PairwiseRewardConfig, None, base + flags)
+    monkeypatch.chdir(tmp_path)  # the demo's data is found from anywhere
+    data, _, _ = parse(PairwiseRewardConfig, DEMO_CONFIG, [])
+    assert os.path.isfile(data.train_data) and os.path.isfile(data.eval_data)
+
+
+def test_checkpoints_from_another_model_or_without_a_state_are_refused(tmp_path, smol_tokenizer_dir):
+    from rm_trl.checkpoints import weights_mismatch
+
+    tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+    model = make_tiny_llama(tokenizer)
+    model.save_pretrained(tmp_path / "same")
+    assert weights_mismatch(str(tmp_path / "same"), model) is None
+    other = make_tiny_llama(tokenizer)
+    other.config.num_hidden_layers = 1
+    AutoModelForSequenceClassification.from_config(other.config).save_pretrained(tmp_path / "other")
+    assert "saved from another model" in weights_mismatch(str(tmp_path / "other"), model)
+    (tmp_path / "same" / "trainer_state.json").write_text("[]")
+    assert checkpoint_problem(str(tmp_path / "same")) == "trainer_state.json holds no trainer state"
+    (tmp_path / "notok").mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / "notok" / name).write_bytes((tmp_path / "same" / name).read_bytes())
+    with pytest.raises(ModelLoadError, match="has no tokenizer files"):
+        load_reward_model(str(tmp_path / "notok"))
+
+
+def test_eval_split_of_the_training_source_is_used_and_setup_errors_are_messages(tiny_dir, tmp_path):
+    from datasets import DatasetDict
+
+    splits = DatasetDict(
+        {"train": Dataset.from_list(learnable_pairs(32, seed=1)), "test": Dataset.from_list(learnable_pairs(8, seed=2))}
+    )
+    splits.save_to_disk(tmp_path / "dd")
+    common = ["--model_name_or_path", tiny_dir, "--dataset_name", tmp_path / "dd", *QUICK, "--max_steps", 2]
+    rm_trl_train(*common, "--dataset_test_split", "test", "--output_dir", tmp_path / "o", cwd=tmp_path)
+    assert json.loads((tmp_path / "o" / "eval_results.json").read_text())["eval_loss"] > 0  # it evaluated
+    proc = rm_trl_train(*common, "--eval_split", "validation", "--output_dir", tmp_path / "o2", cwd=tmp_path, check=0)
+    assert_user_error(proc, "split 'validation' not found", "available: ['test', 'train']")
+    proc = rm_trl_train(*common, "--use_peft", "true", "--lora_target_modules", "nosuch", cwd=tmp_path, check=0)
+    assert_user_error(proc, "setting up training", "NoMatchingPeftModuleError")
+    proc = rm_trl_train(*common, "--push_to_hub", "true", "--output_dir", tmp_path / "o3", cwd=tmp_path, check=0)
+    assert_user_error(proc, "push to the Hub (o3) failed", "The export is complete in")
+    assert (tmp_path / "o3" / "model.safetensors").is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
 import os
 
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset, load_from_disk
@@ -11,6 +12,8 @@ from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset, l
 from .columns import set_source, source_of
 from .readers import check_utf8, read_csv, read_json, read_parquet
 from .report import DataLoadError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["DataLoadError", "check_utf8", "load_data", "load_train_eval", "read_file", "split_by_prompt"]
 
@@ -82,11 +85,19 @@ def load_data(source: str | Dataset | DatasetDict, split: str = "train", config:
         ):
             loaded = load_from_disk(path)
             return loaded if isinstance(loaded, Dataset) else _pick_split(loaded, split, path)
-        return load_dataset(path, config, split=split)
+        try:
+            return load_dataset(path, config, split=split)
+        except Exception as exc:  # no data files, an unknown split, unreadable files: name the folder
+            kind = MissingSplitError if "split" in str(exc).lower() else DataLoadError
+            raise kind(f"could not read the folder {source!r} (split {split!r}): {type(exc).__name__}: {exc}") from exc
     if os.sep in source and not _looks_like_hub_id(source):
         raise DataLoadError(f"{source!r} is neither a local file or directory nor a Hub dataset name")
     try:
         return load_dataset(source, config, split=split)
+    except ValueError as exc:
+        if "split" not in str(exc).lower():
+            raise DataLoadError(f"could not load {source!r} from the Hub: {exc}") from exc
+        raise MissingSplitError(f"{source!r} has no split {split!r}: {exc}") from exc
     except Exception as exc:  # network / missing dataset: say what was tried
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
         hint = " The Hub is disabled (HF_HUB_OFFLINE=1)." if offline else ""
@@ -101,9 +112,13 @@ def _looks_like_hub_id(name: str) -> bool:
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
+class MissingSplitError(DataLoadError):
+    """The source has named splits, but not the one asked for."""
+
+
 def _pick_split(data: DatasetDict, split: str, where: str) -> Dataset:
     if split not in data:
-        raise DataLoadError(f"split {split!r} not found in {where}; available: {sorted(data)}")
+        raise MissingSplitError(f"split {split!r} not found in {where}; available: {sorted(data)}")
     return data[split]
 
 
@@ -135,14 +150,38 @@ def split_by_prompt(dataset: Dataset, eval_fraction: float, seed: int = 0) -> tu
     return train, evaluation
 
 
+def _has_named_splits(source) -> bool:
+    if isinstance(source, DatasetDict):
+        return True
+    if not isinstance(source, str):
+        return False
+    path = os.path.expanduser(source)
+    single_saved = os.path.isfile(os.path.join(path, "dataset_info.json")) and not os.path.isfile(
+        os.path.join(path, "dataset_dict.json")
+    )  # a `save_to_disk` of one Dataset: the whole folder is one split
+    return not os.path.isfile(path) and not single_saved and not any(ch in path for ch in "*?[")
+
+
 def load_train_eval(args) -> tuple[Dataset, Dataset | None]:
     """Load the training and (optional) evaluation data described by a `rm_trl.DataArguments`."""
     train = load_data(args.train_data, args.train_split, args.dataset_config)
     evaluation = None
     if args.eval_data:
-        evaluation = load_data(args.eval_data, args.eval_split, args.dataset_config)
+        evaluation = load_data(args.eval_data, args.eval_split or "test", args.dataset_config)
     elif args.eval_fraction:
         train, evaluation = split_by_prompt(train, args.eval_fraction)
+    elif _has_named_splits(args.train_data):  # a Hub dataset, DatasetDict or folder: its test split, if any
+        try:
+            evaluation = load_data(args.train_data, args.eval_split or "test", args.dataset_config)
+        except MissingSplitError as exc:
+            if args.eval_split:
+                raise
+            logger.warning("No evaluation data: %s (give eval_data, eval_split or eval_fraction)", exc)
+    elif args.eval_split:
+        raise DataLoadError(
+            f"eval_split={args.eval_split!r}: {args.train_data!r} is a file, which has no splits; "
+            "give eval_data or eval_fraction"
+        )
     if args.max_train_samples is not None:
         train = train.select(range(min(args.max_train_samples, len(train))))
     if evaluation is not None and args.max_eval_samples is not None:

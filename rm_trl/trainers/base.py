@@ -29,7 +29,7 @@ from ..data.collators import RewardDataCollator
 from ..data.formats import RowSchema
 from ..data.pipeline import LENGTH, PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, is_prepared, prepare_dataset
 from ..data.report import DataReport, DataValidationError, save_reports
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingError
 from ..export import (
     METADATA_KEY,
     bake_normalization,
@@ -475,14 +475,22 @@ class RewardTrainer(SafeCheckpointsMixin, Trainer):
             self.save_reward_model(output_dir)
         if not self.is_world_process_zero():
             return None
-        return push_export(
-            output_dir,
-            default_repo_id(output_dir, self.args.hub_model_id),
-            token=token or self.args.hub_token,
-            private=self.args.hub_private_repo,
-            revision=kwargs.get("revision") or self.args.hub_revision,
-            commit_message=commit_message or f"rm-trl {self.family} reward model",
-        )
+        repo_id = default_repo_id(output_dir, self.args.hub_model_id)
+        try:
+            return push_export(
+                output_dir,
+                repo_id,
+                token=token or self.args.hub_token,
+                private=self.args.hub_private_repo,
+                revision=kwargs.get("revision") or self.args.hub_revision,
+                commit_message=commit_message or f"rm-trl {self.family} reward model",
+            )
+        except Exception as exc:  # network, token, permissions: the export itself is complete and stays
+            raise TrainingError(
+                f"push to the Hub ({repo_id}) failed: {type(exc).__name__}: {exc}. The export is complete in "
+                f'{os.path.abspath(output_dir)}; upload it later with `python -c "from rm_trl.hub import '
+                f"push_export; push_export('{output_dir}', '{repo_id}')\"`"
+            ) from exc
 
     def create_model_card(self, *args, **kwargs) -> None:
         """The Trainer's generic card would replace rm-trl's (written with metrics by `save_reward_model`)."""
