@@ -15,11 +15,9 @@ import numpy as np
 def score_main(args: argparse.Namespace) -> int:
     """Score every scorable row; each other row is written back unchanged with a `reward_error` naming the field.
     Exit 0 with counts on stderr; only an unreadable input file (or `--invalid_rows error`) is an error."""
-    from .config import DEFAULT_TURN_MARKERS
     from .data.columns import restore_row
     from .data.converters import detect_format
     from .data.loading import load_data
-    from .data.pipeline import prepare_for_scoring
     from .data.report import DataValidationError
     from .scoring import RewardScorer
 
@@ -32,15 +30,7 @@ def score_main(args: argparse.Namespace) -> int:
         normalize=args.normalize,
         trust_remote_code=args.trust_remote_code,
     )
-    prepared = prepare_for_scoring(
-        dataset,
-        kind,
-        scorer.tokenizer,
-        max_length=scorer.max_length,
-        append_eos=scorer.append_eos,
-        truncation=scorer.truncation,
-        turn_markers=DEFAULT_TURN_MARKERS,
-    )
+    prepared = scorer.prepare_scorable(dataset, kind)
     problems = [f"  row {row}: {why}" for row, why in sorted(prepared.not_kept.items())]
     if problems and args.invalid_rows == "error":
         shown = "\n".join(problems[:10])

@@ -39,6 +39,12 @@ TRL_ARGUMENTS_WITHOUT_EQUIVALENT = {
 }
 
 
+# Flags that name a model or data: given without `--config`, a run starts from the family's plain defaults.
+SOURCE_FLAGS = frozenset(
+    f"--{name}" for name in ("model_name_or_path", "train_data", "eval_data", "dataset_name", "dataset_config")
+)
+
+
 def parse(
     config_class: type[RewardConfig],
     default_config: str | None = None,
@@ -47,16 +53,17 @@ def parse(
 ) -> tuple[DataArguments, RewardConfig, ModelConfig]:
     """Parse `--config <yaml>` plus command-line overrides into (DataArguments, config, ModelConfig).
 
-    With no arguments at all, `default_config` (a recipe's offline demo) is used. Any flag without `--config`
-    starts from the family's plain defaults: a user's run never inherits the demo's data, model or output folder.
+    Without `--config` and without a flag naming a model or data (`SOURCE_FLAGS`), `default_config` (a recipe's
+    offline demo) is used, with any other flags on top. A model or data flag without `--config` starts from the
+    family's plain defaults: a user's run never inherits the demo's data, model or output folder.
     TRL's reward-script names (`dataset_name`, `dataset_train_split`, `dataset_test_split`) are accepted.
     """
     argv = _split_equals(list(sys.argv[1:] if argv is None else argv))
     family = family or config_class.__name__.removesuffix("RewardConfig").lower()
     parser = _Parser((DataArguments, config_class, ModelConfig), prog=f"rm-trl train {family}")
-    demo = not argv and default_config is not None
-    if demo:
-        argv = ["--config", default_config]
+    demo = default_config is not None and "--config" not in argv and not SOURCE_FLAGS.intersection(argv)
+    if demo:  # only settings that name no model and no data: the demo, with those settings on top
+        argv = ["--config", default_config, *argv]
     config: dict = {}
     if "--config" in argv:
         at = argv.index("--config")

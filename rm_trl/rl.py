@@ -50,7 +50,8 @@ class RewardFunction:
         if not keep:  # a batch of only empty completions is a normal RL event, not a data error
             return rewards
         data = Dataset.from_dict({"prompt": [prompts[i] for i in keep], "response": [completions[i] for i in keep]})
-        scored = self.scorer.score(data, kind="rated", invalid_rows="skip")
+        # Scoring rules, not training rules: a completion that tokenizes to nothing is left unscored, never raised.
+        scored = self.scorer.score_prepared(self.scorer.prepare_scorable(data, kind="rated"))
         for row, reward in zip(scored.rows, scored.scalar_rewards()):
             rewards[keep[row]] = float(reward[0])
         return rewards

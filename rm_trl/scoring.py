@@ -20,7 +20,7 @@ from .config import DEFAULT_TURN_MARKERS
 from .data.collators import RewardDataCollator
 from .data.converters import detect_format
 from .data.formats import SCHEMAS
-from .data.pipeline import PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, prepare_dataset
+from .data.pipeline import PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, prepare_dataset, prepare_for_scoring
 from .export import get_metadata
 from .modeling import load_reward_model
 
@@ -145,6 +145,20 @@ class RewardScorer:
             invalid_rows=parse_options.pop("invalid_rows", "error"),
             append_eos=self.append_eos,
             parse_options=parse_options,
+        )
+
+    def prepare_scorable(self, dataset: Dataset, kind: str | None = None) -> PreparedData:
+        """Prepare `dataset` as `rm-trl score` reads it: every scorable row kept, training-only rules (ties,
+        identical responses, gold scores) not applied, each other row in `not_kept` with the field at fault."""
+        kind = kind or detect_format(dataset.column_names)
+        return prepare_for_scoring(
+            dataset,
+            kind,
+            self.tokenizer,
+            max_length=self.max_length,
+            append_eos=self.append_eos,
+            truncation=self.truncation,
+            turn_markers=DEFAULT_TURN_MARKERS,
         )
 
     @torch.no_grad()

@@ -95,9 +95,54 @@ BEYOND_ROWS = [
         "test_reward_head_runs_in_float32_under_bf16_autocast",
     ),
     (
-        "reward server: oversized body, too many items, malformed JSON, missing fields, empty responses",
-        "413 / 422 with the reason; binds to 127.0.0.1 unless told otherwise",
-        "test_server_rejects_bad_requests, test_server_rejects_malformed_and_oversized_bodies",
+        "reward server: oversized body, too many items, malformed JSON, missing fields",
+        "413 / 422 naming the request's own field and index (`query[3]`); binds to 127.0.0.1 unless told otherwise",
+        "test_server_rejects_bad_requests, test_errors_name_the_request_field_and_index",
+    ),
+    (
+        "reward server: an empty generation, or one of control / zero-width characters only, in an RL batch",
+        "every item gets a reward: scored as plain transformers reads it (the prompt alone) or `--empty_reward`; "
+        "listed under `empty` in the answer; the batch never fails",
+        "test_empty_and_invisible_generations_get_a_reward, test_openrlhf_remote_rm_fn",
+    ),
+    (
+        "reward server: deeply nested JSON; a 300 MB chunked body; 1 byte/s bodies; 300 half-sent requests; a "
+        "client that disconnects mid-body",
+        "422; 413 while the body streams in; 408 after `--body_timeout_s`; 503 beyond `--max_connections` and every "
+        "socket released; one log line, no traceback",
+        "test_deeply_nested_json_is_a_422, test_a_chunked_body_is_cut_at_max_body_bytes, test_a_slow_body_gets_408, "
+        "test_half_sent_requests_beyond_the_limit_get_503_and_all_are_released, test_a_client_disconnect_logs_one_line",
+    ),
+    (
+        "`--resume_from_checkpoint` given to a recipe; a path that does not exist",
+        "resumes (the log history carries on, final weights equal an uninterrupted run's); a missing path or a "
+        "checkpoint of another model is refused with a message",
+        "test_recipe_killed_then_resumed_matches_an_uninterrupted_run, "
+        "test_checkpoints_from_another_model_or_without_a_state_are_refused",
+    ),
+    (
+        "SIGKILL while a checkpoint is being saved",
+        "saves are staged and renamed when complete, so no torn `checkpoint-N` exists; `resume_from_checkpoint: "
+        "true` picks the last complete one and names each incomplete one it skips",
+        "test_a_kill_during_a_save_leaves_no_checkpoint_that_looks_complete, "
+        "test_resume_picks_the_last_complete_checkpoint",
+    ),
+    (
+        "`--max_steps -3 --num_train_epochs 0`; a run in which no step ran",
+        "refused at start / after training with a message: nothing untrained is exported",
+        "test_user_errors_print_one_message_without_traceback",
+    ),
+    (
+        "a missing model path, a missing `--config` file, a bad setting, `max_length` beyond the position limit",
+        "one message naming it, exit 1, no traceback (`--debug` / `RM_TRL_DEBUG=1` for one)",
+        "test_user_errors_print_one_message_without_traceback, "
+        "test_max_length_beyond_the_position_limit_is_refused_at_start",
+    ),
+    (
+        "an adapter folder with a pickled `adapter_model.bin`",
+        "refused before PEFT opens it; exports carry no `training_args.bin` (it stays in checkpoints)",
+        "test_pickled_adapters_are_refused, test_train_cli_from_an_empty_folder_pushes_the_normalised_export_in_one_"
+        "commit",
     ),
 ]
 

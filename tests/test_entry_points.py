@@ -77,6 +77,8 @@ def pairs_file(tmp_path_factory):
 def test_no_arguments_run_the_demo_and_any_flag_starts_from_plain_defaults():
     data, config, model = parse(PairwiseRewardConfig, DEMO_CONFIG, [])
     assert data.train_data.startswith("data/demo") and config.max_length == 128
+    data, config, model = parse(PairwiseRewardConfig, DEMO_CONFIG, ["--max_train_samples", "4"])
+    assert data.train_data.startswith("data/demo") and data.max_train_samples == 4  # a tweak of the demo
     data, config, model = parse(PairwiseRewardConfig, DEMO_CONFIG, ["--model_name_or_path", "m", "--train_data", "x"])
     plain = PairwiseRewardConfig(output_dir="unused")
     assert data.eval_data is None and data.train_data == "x"
@@ -202,7 +204,7 @@ def test_resume_picks_the_last_complete_checkpoint(tmp_path):
     for step in (2, 4):
         folder = tmp_path / f"checkpoint-{step}"
         folder.mkdir()
-        (folder / "trainer_state.json").write_text("{}")
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
         torch.save({"x": torch.zeros(3)}, folder / "optimizer.pt")
         (folder / "model.safetensors").write_bytes((2).to_bytes(8, "little") + b"{}")
     assert resolve_resume("true", str(tmp_path)) == str(tmp_path / "checkpoint-4")

@@ -271,3 +271,18 @@ def test_grpo_recipe_runs(rm_dir, policy_dir, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "mean reward per step" in proc.stdout
+
+
+def test_reward_function_leaves_unscorable_completions_unscored(minilm_path):
+    """An RL batch may hold completions that tokenize to nothing (control or zero-width characters only, for a BERT
+    tokenizer): they get `None` (TRL ignores it) and the rest are scored, instead of the step failing."""
+    from rm_trl.modeling import load_reward_model
+    from rm_trl.rl import RewardFunction
+
+    scorer = RewardScorer(*load_reward_model(minilm_path), max_length=64)
+    reward = RewardFunction(scorer)
+    assert reward(["Q:", "Q:"], ["\u200b\u200b", "\x00\x01"]) == [None, None]
+    mixed = reward(["Q:", "Q:", "Q:"], [" great help", "\u200b", " awful"])
+    assert mixed[1] is None
+    expected = scorer.score_texts(["Q:", "Q:"], [" great help", " awful"])
+    np.testing.assert_allclose([mixed[0], mixed[2]], expected, atol=1e-5)
