@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rm_trl import PairwiseRewardConfig, PairwiseRewardTrainer
 from rm_trl.scoring import RewardScorer
 
 from .conftest import REPO_ROOT, learnable_pairs, make_tiny_llama
+from .consumer_models import make_policy
 
 
 def train_rm(model, tokenizer, output_dir, **config):
@@ -124,23 +125,7 @@ def test_score_cli_every_format(rm_dir, tmp_path):
 # ----- TRL GRPO / RLOO ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def policy_dir(tmp_path_factory, smol_tokenizer_dir):
-    tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    path = tmp_path_factory.mktemp("policy")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return make_policy(str(tmp_path_factory.mktemp("policy")), smol_tokenizer_dir)
 
 
 @pytest.fixture(scope="module")
