@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import sys
 
 import numpy as np
@@ -15,7 +16,6 @@ import numpy as np
 def score_main(args: argparse.Namespace) -> int:
     """Score every scorable row; each other row is written back unchanged with a `reward_error` naming the field.
     Exit 0 with counts on stderr; only an unreadable input file (or `--invalid_rows error`) is an error."""
-    from .data.columns import restore_row
     from .data.converters import detect_format
     from .data.loading import load_data
     from .data.report import DataValidationError
@@ -38,8 +38,7 @@ def score_main(args: argparse.Namespace) -> int:
     scored = scorer.score_prepared(prepared, progress=not args.quiet)
     by_row = dict(zip(scored.rows, scored.scalar_rewards()))
     with open(args.output, "w", encoding="utf-8") if args.output != "-" else contextlib.nullcontext(sys.stdout) as out:
-        for index, row in enumerate(dataset):
-            row = restore_row(row)  # values the loader set aside go back as the file held them
+        for index, row in enumerate(_rows_as_written(args.input, dataset)):
             rewards = by_row.get(index)
             if rewards is None:  # not scorable: kept in the output, marked with the reason
                 row["reward_error"] = prepared.not_kept.get(index, "not scored")
@@ -60,6 +59,17 @@ def score_main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _rows_as_written(path: str, dataset):
+    """Each input row as the file holds it: a JSON / JSON-lines file is re-read as parsed (Arrow would fill in
+    missing keys and turn ints into floats); other sources give their rows with set-aside values put back."""
+    from .data.columns import restore_row
+    from .data.readers import json_records
+
+    if os.path.isfile(path) and path.lower().endswith((".json", ".jsonl")):
+        return json_records(path)
+    return (restore_row(row) for row in dataset)
 
 
 def _json_default(value):

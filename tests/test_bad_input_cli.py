@@ -131,3 +131,65 @@ def test_score_error_mode_stops_before_writing(tmp_path, capsys):
     code = main(["score", "--model", MODEL, "--input", source, "--output", str(out), "--invalid_rows", "error"])
     assert code == 1 and not out.exists()
     assert "row 1: field 'chosen': text is empty" in capsys.readouterr().err
+
+
+def test_score_writes_rows_back_exactly_and_reads_folders_tsv_and_column_json_itself(tmp_path):
+    """Found by an outside run: rows written back must not gain keys or turn ints into floats; a folder of files,
+    a TSV with quotes and a one-line JSON object of columns go through rm-trl's readers, text unchanged."""
+    rows = [
+        {**P, "meta": {"src": "x"}, "n": 1, "uid": 18446744073709551617},
+        {**P, "prompt": "Q2", "meta": {"src": "y", "extra": 3}, "n": 2.5, "uid": 5},
+    ]
+    proc, out = score(tmp_path, "extra", *(json.dumps(r) for r in rows))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [{k: v for k, v in r.items() if not k.startswith(("reward", "preference"))} for r in out] == rows
+    assert isinstance(out[0]["n"], int) and out[0]["uid"] == 18446744073709551617
+
+    from rm_trl.data.loading import load_data
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "train.csv").write_text("prompt,chosen,rejected\nNone,N/A,  spaced \nnan,007,1e5\n", encoding="utf-8")
+    (folder / "test.csv").write_text("prompt,chosen,rejected\nT,a,b\n", encoding="utf-8")
+    assert load_data(str(folder), "train").to_list() == [
+        {"prompt": "None", "chosen": "N/A", "rejected": "  spaced "},
+        {"prompt": "nan", "chosen": "007", "rejected": "1e5"},
+    ]
+    assert load_data(str(folder), "test").to_list() == [{"prompt": "T", "chosen": "a", "rejected": "b"}]
+    (tmp_path / "q.tsv").write_text('prompt\tchosen\trejected\n"quoted" start\tmid "q" x\t"whole"\n', encoding="utf-8")
+    assert load_data(str(tmp_path / "q.tsv")).to_list() == [
+        {"prompt": '"quoted" start', "chosen": 'mid "q" x', "rejected": '"whole"'}
+    ]
+    (tmp_path / "cols.json").write_text(
+        json.dumps({"prompt": ["a", "b"], "chosen": ["c", "d"], "rejected": ["e", "f"]})
+    )
+    assert len(load_data(str(tmp_path / "cols.json"))) == 2
+
+
+def test_conversations_whose_messages_have_other_keys_share_their_prompt(tmp_path):
+    """Arrow fills `name: null` into every message of a column where one message has a name: the shared prompt
+    must still be found (and a pair with no shared message gets a message saying so)."""
+    user, bob = {"role": "user", "content": "yo"}, {"role": "user", "content": "yo", "name": "bob"}
+    hey, no = {"role": "assistant", "content": "hey"}, {"role": "assistant", "content": "no"}
+    rows = [{"chosen": [user, hey], "rejected": [user, no]}, {"chosen": [bob, hey], "rejected": [user, no]}]
+    source = write_lines(tmp_path / "conv.jsonl", *(json.dumps(r) for r in rows))
+    proc = rm_trl(
+        "score", "--model", str(smol_chat_model(tmp_path)), "--input", source, "--output", str(tmp_path / "o")
+    )
+    out = [json.loads(line) for line in (tmp_path / "o").read_text().splitlines()]
+    assert proc.returncode == 0 and "reward_chosen" in out[0], proc.stderr[-3000:]
+    assert "no shared prompt" in out[1]["reward_error"]
+
+
+def smol_chat_model(tmp_path):
+    """A tiny random decoder with SmolLM2's chat-template tokenizer, saved as a plain folder."""
+    from transformers import AutoTokenizer
+
+    from .conftest import make_tiny_llama, smollm2_gguf_path
+
+    gguf = smollm2_gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(gguf), gguf_file=os.path.basename(gguf))
+    path = tmp_path / "chat-model"
+    make_tiny_llama(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -6,6 +6,7 @@ import glob
 import hashlib
 import logging
 import os
+import re
 
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset, load_from_disk
 
@@ -85,11 +86,7 @@ def load_data(source: str | Dataset | DatasetDict, split: str = "train", config:
         ):
             loaded = load_from_disk(path)
             return loaded if isinstance(loaded, Dataset) else _pick_split(loaded, split, path)
-        try:
-            return load_dataset(path, config, split=split)
-        except Exception as exc:  # no data files, an unknown split, unreadable files: name the folder
-            kind = MissingSplitError if "split" in str(exc).lower() else DataLoadError
-            raise kind(f"could not read the folder {source!r} (split {split!r}): {type(exc).__name__}: {exc}") from exc
+        return _read_folder(path, split, source)
     if os.sep in source and not _looks_like_hub_id(source):
         raise DataLoadError(f"{source!r} is neither a local file or directory nor a Hub dataset name")
     try:
@@ -105,6 +102,48 @@ def load_data(source: str | Dataset | DatasetDict, split: str = "train", config:
             f"could not load {source!r}: it is not a local path, and loading it from the Hugging Face Hub failed "
             f"({type(exc).__name__}: {exc}).{hint}"
         ) from exc
+
+
+SPLIT_WORDS = {
+    "train": "train",
+    "training": "train",
+    "test": "test",
+    "testing": "test",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "eval": "validation",
+}
+
+
+def _split_of(relative_path: str) -> str:
+    """The split a data file in a folder belongs to: the first split word among its path's name parts
+    (`data/test-00000.jsonl`, `validation/a.csv`), else `train` (as the `datasets` folder loader does)."""
+    for part in re.split(r"[\\/_.\-\s]+", relative_path.lower()):
+        if part in SPLIT_WORDS:
+            return SPLIT_WORDS[part]
+    return "train"
+
+
+def _read_folder(path: str, split: str, source: str) -> Dataset:
+    """A folder of data files, each read by rm-trl's own readers (no type guessing), grouped into splits by name."""
+    files = sorted(
+        os.path.join(root, name)
+        for root, _, names in os.walk(path)
+        for name in names
+        if os.path.splitext(name)[1].lower() in FILE_BUILDERS and not name.startswith(".")
+    )
+    if not files:
+        raise DataLoadError(f"the folder {source!r} holds no data files ({', '.join(sorted(FILE_BUILDERS))})")
+    splits: dict[str, list[str]] = {}
+    for file in files:
+        splits.setdefault(_split_of(os.path.relpath(file, path)), []).append(file)
+    wanted = SPLIT_WORDS.get(split, split)
+    if wanted not in splits:
+        raise MissingSplitError(f"split {split!r} not found in the folder {source!r}; available: {sorted(splits)}")
+    chosen = splits[wanted]
+    return _concatenate([read_file(f) for f in chosen], chosen, source)
 
 
 def _looks_like_hub_id(name: str) -> bool:

@@ -124,6 +124,8 @@ def _json_document(path: str) -> Iterator[tuple[int | None, dict[str, Any]]]:
             raise DataLoadError(f"{path}: the columns of this JSON object have different lengths {sorted(lengths)}")
         names = list(document)
         document = [dict(zip(names, values)) for values in zip(*document.values())]
+    if isinstance(document, dict):  # one row object
+        document = [document]
     if not isinstance(document, list):
         raise DataLoadError(f"{path}: expected JSON lines, a JSON list of row objects or an object of columns")
     for row, record in enumerate(document):
@@ -137,7 +139,8 @@ def _kind(value: Any) -> str:
 
 
 def _is_json_document(path: str) -> bool:
-    """A `.json` file is one document when it starts with `[`, or when its first line alone is not valid JSON."""
+    """A `.json` file is one document when it starts with `[`, when its first line alone is not valid JSON, or when
+    that line is all the file holds (an object of columns written on one line)."""
     if not path.lower().endswith(".json"):
         return False
     with open(path, "rb") as f:
@@ -146,11 +149,19 @@ def _is_json_document(path: str) -> bool:
             return True
         f.seek(0)
         first = f.readline().lstrip(codecs.BOM_UTF8)
+        only_line = not f.read().strip()
     try:
         json.loads(first)
     except (ValueError, RecursionError):
         return True
-    return False
+    return only_line
+
+
+def json_records(path: str) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON / JSON-lines file exactly as parsed (no keys filled in, no int -> float), in order:
+    what `rm-trl score` writes back."""
+    records = _json_document(path) if _is_json_document(path) else _json_lines(path)
+    return (record for _, record in records)
 
 
 def read_json(path: str) -> Dataset:
@@ -196,7 +207,9 @@ def _csv_cells(path: str, delimiter: str) -> tuple[list[str], list[list[str]], l
     csv.field_size_limit(2**31 - 1)  # one long text is one cell; the default limit is 128 KiB
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f, delimiter=delimiter)
+            # TSV (IANA text/tab-separated-values) has no quoting: a `"` is text, kept as it is.
+            quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+            reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
             try:
                 header = next((r for r in reader if any(c.strip() for c in r)), None)
                 if header is None:

@@ -92,7 +92,7 @@ class ChatRenderer:
         Keys whose value is null are left out: Arrow gives every message of a column the keys of all of them, so a
         `name` or `tool_calls` in one message would otherwise reach the template as null in every other one.
         """
-        prompt, response = _without_nulls(prompt), _without_nulls(response)
+        prompt, response = without_nulls(prompt), without_nulls(response)
         prompt_text = self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
         full_text = self.tokenizer.apply_chat_template(prompt + response, tokenize=False)
         if not full_text.startswith(prompt_text):
@@ -100,7 +100,7 @@ class ChatRenderer:
         return prompt_text, full_text[len(prompt_text) :]
 
 
-def _without_nulls(messages: list[dict]) -> list[dict]:
+def without_nulls(messages: list[dict]) -> list[dict]:
     return [{k: v for k, v in m.items() if v is not None} for m in messages]
 
 

@@ -26,6 +26,7 @@ from .common import (
     holds_messages,
     render_responses,
     require_columns,
+    without_nulls,
 )
 
 PAIRWISE = "pairwise"
@@ -104,6 +105,7 @@ def parse_pairwise_row(
         return problems
 
     if conversational and layout.implicit_prompt:
+        chosen, rejected = without_nulls(chosen), without_nulls(rejected)  # Arrow's filled-in keys differ by column
         n = _common_message_prefix(chosen, rejected)
         if chosen == rejected and not training:
             n = len(chosen) - 1  # scoring: the last message is the response of both
@@ -112,6 +114,16 @@ def parse_pairwise_row(
             if chosen == rejected:
                 return [RowProblem(index, "rejected", "identical", "chosen and rejected conversations are identical")]
             return [RowProblem(index, which, "empty", "no message left once the shared conversation is removed")]
+        if n == 0:
+            return [
+                RowProblem(
+                    index,
+                    "chosen",
+                    "no_shared_prompt",
+                    "chosen and rejected differ from their first message: no "
+                    "shared prompt (give a `prompt` column, or the same prompt messages in both)",
+                )
+            ]
         prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
     elif layout.implicit_prompt:
         prompt, chosen, rejected = split_implicit_prompt(chosen, rejected, turn_markers)
