@@ -286,20 +286,23 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
     return app
 
 
-def wait_until_healthy(base_url: str, timeout: float = 120.0) -> None:
-    """Poll `GET /health` until the server answers (for scripts and tests that start one)."""
+def wait_until_healthy(base_url: str, timeout: float = 120.0, process=None) -> None:
+    """Poll `GET /health` until the server answers (for scripts and tests that start one); with the server's
+    `subprocess.Popen` as `process`, stop at once (`RuntimeError`) if it exits instead."""
     import time
 
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the reward server exited with status {process.returncode}")
         try:
             if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.3)
     raise TimeoutError(f"no healthy reward server at {base_url} after {timeout:.0f} s")
 
 

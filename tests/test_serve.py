@@ -25,7 +25,7 @@ import torch
 from transformers import AutoTokenizer
 
 from rm_trl.scoring import RewardScorer
-from rm_trl.serve import ServerSettings, create_app
+from rm_trl.serve import ServerSettings, create_app, wait_until_healthy
 
 from .conftest import REPO_ROOT, learnable_pairs, make_tiny_llama
 from .test_rl_pipeline import train_rm
@@ -75,17 +75,10 @@ class Server:
             self.proc = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     def wait_until_healthy(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited ({self.proc.returncode}):\n{self.log_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"no healthy server after {timeout} s:\n{self.log_text()[-3000:]}")
+        try:
+            wait_until_healthy(self.base, timeout, process=self.proc)
+        except (RuntimeError, TimeoutError) as exc:
+            raise type(exc)(f"{exc}:\n{self.log_text()[-3000:]}") from None
 
     def log_size(self) -> int:
         return os.path.getsize(self.log_path)
