@@ -36,6 +36,21 @@ maybe_text = st.one_of(text, text, text, odd)
 number = st.one_of(st.integers(-5, 5), st.floats(-10, 10), st.none(), st.sampled_from([1e39, "high", "3", True]))
 
 
+def prepare_for_training(data, kind: str, recorder, **options):
+    """The training preparation both fuzz tests drive: skip policy, prompts cut from the left, 512 tokens."""
+    return prepare_dataset(
+        data,
+        SCHEMAS[kind],
+        recorder,
+        split="train",
+        max_length=512,
+        truncation="truncate_prompt",
+        invalid_rows="skip",
+        append_eos=None,
+        **options,
+    )
+
+
 def rows_of(kind: str) -> st.SearchStrategy[list[dict]]:
     if kind == "pairwise":
         row = st.fixed_dictionaries({"prompt": text, "chosen": maybe_text, "rejected": maybe_text})
@@ -121,19 +136,7 @@ def test_fuzz_readers_training_and_scoring_keep_text_exact(tmp_path_factory, tok
             assert got["completions"] == want["completions"]
 
     recorder = RecordingTokenizer(tokenizer)
-    status, prepared = outcome(
-        lambda: prepare_dataset(
-            loaded,
-            SCHEMAS[kind],
-            recorder,
-            split="train",
-            max_length=512,
-            truncation="truncate_prompt",
-            invalid_rows="skip",
-            append_eos=None,
-            parse_options={"turn_markers": ()},
-        )
-    )
+    status, prepared = outcome(lambda: prepare_for_training(loaded, kind, recorder, parse_options={"turn_markers": ()}))
     if status == 0:
         report = prepared.report
         assert report.rows_out + sum(report.invalid.values()) + sum(report.dropped.values()) == len(rows)
@@ -170,17 +173,6 @@ def test_fuzz_conversion_validates_and_keeps_text_exact(tmp_path_factory, tokeni
     assert all(p["prompt"] in prompts and {p["chosen"], p["rejected"]} <= texts for p in pairs)
 
     recorder = RecordingTokenizer(tokenizer)
-    status, prepared = outcome(
-        lambda: prepare_dataset(
-            pairs,
-            SCHEMAS["pairwise"],
-            recorder,
-            split="train",
-            max_length=512,
-            truncation="truncate_prompt",
-            invalid_rows="skip",
-            append_eos=None,
-        )
-    )
+    status, prepared = outcome(lambda: prepare_for_training(pairs, "pairwise", recorder))
     if status == 0:
         assert_texts_reached_tokenizer(prepared, pairs.to_list(), "pairwise", set(recorder.texts))
