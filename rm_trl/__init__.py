@@ -1,16 +1,20 @@
 """rm-trl: train and evaluate reward models with transformers, TRL, PEFT and Accelerate."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("rm-trl")  # one source of truth: pyproject.toml
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 from .config import (  # noqa: E402
     ContrastiveRewardConfig,
-    DataArguments,
     ListwiseRewardConfig,
     PairwiseRewardConfig,
     PointwiseRewardConfig,
     RewardConfig,
 )
-from .data import DataValidationError, load_data, prepare_dataset  # noqa: E402
+from .data import DataArguments, DataValidationError, load_data, prepare_dataset  # noqa: E402
 from .modeling import load_reward_model, setup_pad_token  # noqa: E402
 from .trainers import (  # noqa: E402
     ContrastiveRewardTrainer,

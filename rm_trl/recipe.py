@@ -14,7 +14,8 @@ import yaml
 from transformers import set_seed
 from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 
-from .config import DataArguments, RewardConfig
+from .config import RewardConfig
+from .data.arguments import DataArguments
 from .data.converters import convert_train_eval
 from .data.loading import load_train_eval
 from .errors import ConfigError, pop_debug_flag, run_entry_point, user_error_types

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from datasets import Dataset
 
-from .config import DEFAULT_TURN_MARKERS
 from .data.collators import RewardDataCollator
 from .data.converters import detect_format
 from .data.formats import SCHEMAS
+from .data.formats.pairwise import DEFAULT_TURN_MARKERS
 from .data.pipeline import PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, prepare_dataset, prepare_for_scoring
 from .export import get_metadata
 from .modeling import load_reward_model

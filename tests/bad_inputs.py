@@ -15,8 +15,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from rm_trl.config import DataArguments
-from rm_trl.data import DataLoadError, DataValidationError, load_data, prepare_dataset
+from rm_trl.data import DataArguments, DataLoadError, DataValidationError, load_data, prepare_dataset
 from rm_trl.data.converters import align_eval_targets, convert_for
 from rm_trl.data.formats import SCHEMAS
 from rm_trl.data.pipeline import prepare_for_scoring

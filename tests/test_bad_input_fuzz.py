@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
-from rm_trl.config import DataArguments
-from rm_trl.data import load_data, prepare_dataset
+from rm_trl.data import DataArguments, load_data, prepare_dataset
 from rm_trl.data.columns import restore_row
 from rm_trl.data.converters import convert_for
 from rm_trl.data.formats import SCHEMAS

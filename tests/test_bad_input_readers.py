@@ -8,8 +8,7 @@ import json
 import pytest
 from datasets import Dataset
 
-from rm_trl.config import DataArguments
-from rm_trl.data import DataLoadError, DataValidationError, load_data, split_by_prompt
+from rm_trl.data import DataArguments, DataLoadError, DataValidationError, load_data, split_by_prompt
 from rm_trl.data.columns import INVALID_CELLS, restore_row, source_of
 from rm_trl.data.converters import convert_train_eval
 from rm_trl.data.tokenize import text_window

@@ -3,8 +3,7 @@ import os
 import pytest
 from datasets import Dataset, DatasetDict
 
-from rm_trl.config import DataArguments
-from rm_trl.data import DataLoadError, load_data, load_train_eval, split_by_prompt
+from rm_trl.data import DataArguments, DataLoadError, load_data, load_train_eval, split_by_prompt
 
 ROWS = [{"prompt": f"q{i % 7}", "chosen": f" good {i}", "rejected": f" bad {i}"} for i in range(40)]
 

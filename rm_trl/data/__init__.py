@@ -1,5 +1,6 @@
 """Data layer: loading, format detection and validation, tokenization with a length policy, collation."""
 
+from .arguments import DataArguments
 from .collators import RewardDataCollator
 from .formats import PAIRWISE_SCHEMA, Layout, ParsedRow, RowSchema, split_implicit_prompt
 from .loading import DataLoadError, load_data, load_train_eval, read_file, split_by_prompt
@@ -9,6 +10,7 @@ from .tokenize import SequenceTemplate, fit_to_length
 
 __all__ = [
     "PAIRWISE_SCHEMA",
+    "DataArguments",
     "DataLoadError",
     "DataReport",
     "DataValidationError",

@@ -16,7 +16,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset
 
@@ -25,7 +25,12 @@ from .formats import PAIRWISE, RANKED, RATED, SCHEMAS
 from .report import DataReport, DataValidationError, RowProblem
 from .validate import ROW, apply_invalid_policy, describe_data, detect_layout, parse_rows, row_problems
 
+if TYPE_CHECKING:
+    from .arguments import DataArguments
+
 logger = logging.getLogger(__name__)
+
+PAIR_STRATEGIES = ("all_pairs", "best_vs_worst", "adjacent")  # how ranked or rated groups become pairs
 
 
 def detect_format(column_names: Sequence[str]) -> str:
@@ -152,7 +157,9 @@ def rated_to_pairwise(
     return pairs, stats
 
 
-def validate_source(dataset: Dataset, source: str, args, invalid_rows: str = "error") -> tuple[Dataset, dict[str, int]]:
+def validate_source(
+    dataset: Dataset, source: str, args: DataArguments, invalid_rows: str = "error"
+) -> tuple[Dataset, dict[str, int]]:
     """Check every row in its source format before conversion; raise (`error`) or drop and count (`skip`) the
     invalid ones. Returns the valid rows, unchanged, and the counts of skipped rows by reason."""
     schema = SCHEMAS[source]
@@ -188,7 +195,7 @@ def _score_list_problems(dataset: Dataset, layout) -> list[RowProblem]:
 
 
 def convert_for(
-    dataset: Dataset, target: str, args, invalid_rows: str = "error"
+    dataset: Dataset, target: str, args: DataArguments, invalid_rows: str = "error"
 ) -> tuple[Dataset, dict[str, Any] | None]:
     """Convert `dataset` to the `target` format a recipe trains on, following a `DataArguments`; rows are first
     validated in their source format under `invalid_rows` (see the module doc).
@@ -237,7 +244,7 @@ def align_eval_targets(train: Dataset, evaluation: Dataset | None) -> tuple[Data
 
 
 def convert_train_eval(
-    train: Dataset, evaluation: Dataset | None, target: str, args, invalid_rows: str = "error"
+    train: Dataset, evaluation: Dataset | None, target: str, args: DataArguments, invalid_rows: str = "error"
 ) -> tuple[Dataset, Dataset | None, dict[str, Any] | None, dict[str, Any] | None]:
     """`convert_for` on both splits, then `align_eval_targets`: what a recipe does with its data."""
     train, train_conversion = convert_for(train, target, args, invalid_rows)

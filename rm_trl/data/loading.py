@@ -7,12 +7,16 @@ import hashlib
 import logging
 import os
 import re
+from typing import TYPE_CHECKING
 
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset, load_from_disk
 
 from .columns import set_source, source_of
 from .readers import check_utf8, read_csv, read_json, read_parquet
 from .report import DataLoadError
+
+if TYPE_CHECKING:
+    from .arguments import DataArguments
 
 logger = logging.getLogger(__name__)
 
@@ -201,8 +205,8 @@ def _has_named_splits(source) -> bool:
     return not os.path.isfile(path) and not single_saved and not any(ch in path for ch in "*?[")
 
 
-def load_train_eval(args) -> tuple[Dataset, Dataset | None]:
-    """Load the training and (optional) evaluation data described by a `rm_trl.DataArguments`."""
+def load_train_eval(args: DataArguments) -> tuple[Dataset, Dataset | None]:
+    """Load the training and (optional) evaluation data described by a `DataArguments`."""
     train = load_data(args.train_data, args.train_split, args.dataset_config)
     evaluation = None
     if args.eval_data:

@@ -16,6 +16,7 @@ from typing import Any
 from datasets import Dataset
 
 from .formats import SCHEMAS, ChatRenderer, Layout, RowSchema
+from .formats.pairwise import DEFAULT_TURN_MARKERS
 from .report import DataReport, DataValidationError
 from .tokenize import (
     LENGTH,
@@ -183,8 +184,6 @@ def prepare_for_scoring(
     """Prepare `kind` data (pairwise, rated, ranked) for scoring, as `rm-trl score` does: every row that can be
     scored is kept; the rest are in `not_kept`, each with the field at fault. Targets are not read."""
     if turn_markers is None:
-        from ..config import DEFAULT_TURN_MARKERS
-
         turn_markers = DEFAULT_TURN_MARKERS
     return prepare_dataset(
         dataset,

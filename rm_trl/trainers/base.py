@@ -22,7 +22,6 @@ from datasets import Dataset
 from transformers import PreTrainedModel, Trainer, set_seed
 from transformers.trainer_utils import EvalPrediction
 
-from .. import __version__
 from ..checkpoints import SafeCheckpointsMixin
 from ..config import RewardConfig
 from ..data.collators import RewardDataCollator
@@ -359,7 +358,7 @@ class RewardTrainer(SafeCheckpointsMixin, Trainer):
         prepared = self.prepared.get("train") or next(iter(self.prepared.values()), None)
         tokenizer = self.processing_class
         metadata = {
-            "version": __version__,
+            "version": library_versions().get("rm-trl", "0+unknown"),
             "libraries": library_versions(),
             "family": self.family,
             "loss": self.loss_description(),

@@ -30,6 +30,14 @@ from .common import (
 )
 
 PAIRWISE = "pairwise"
+# Where the prompt ends in an implicit-prompt transcript (the `turn_markers` setting's default).
+DEFAULT_TURN_MARKERS = (
+    "\n\nAssistant:",
+    "\nAssistant:",
+    "<|im_start|>assistant\n",
+    "<|start_header_id|>assistant<|end_header_id|>\n\n",
+    "[/INST]",
+)
 
 
 def detect_pairwise_layout(

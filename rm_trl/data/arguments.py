@@ -1,0 +1,71 @@
+"""`DataArguments`: where a recipe's data comes from and how it is converted to the family's format.
+
+Only the data layer reads these settings (`load_train_eval`, `convert_train_eval`); recipes parse them with the
+family's config (`rm_trl.recipe.parse`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .converters import PAIR_STRATEGIES
+from .formats import SCHEMAS
+
+SOURCE_FORMATS = ("auto", *SCHEMAS)
+
+
+@dataclass
+class DataArguments:
+    """Where a recipe's data comes from.
+
+    `train_data` / `eval_data` accept a Hugging Face Hub dataset name (when online), a local JSON/JSONL/CSV/Parquet
+    file, a glob of such files, a directory, or a dataset saved with `Dataset.save_to_disk`.
+    """
+
+    train_data: str = field(metadata={"help": "Training data: Hub name, local file, glob or directory."})
+    eval_data: str | None = field(default=None, metadata={"help": "Evaluation data (same forms as train_data)."})
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    train_split: str = field(default="train", metadata={"help": "Split of train_data to train on."})
+    eval_split: str | None = field(
+        default=None,
+        metadata={
+            "help": "Split of eval_data, or of train_data when no eval_data is given, to evaluate on (default: "
+            "`test`; without eval_data, only when train_data has one)."
+        },
+    )
+    eval_fraction: float = field(
+        default=0.0,
+        metadata={"help": "Without eval data, hold out this fraction of training prompts (grouped by prompt)."},
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation rows."})
+    source_format: str = field(
+        default="auto",
+        metadata={
+            "help": "Format of the data files (auto: from the columns). When it differs from the recipe's, the "
+            "data is converted: rated -> pairwise / ranked, ranked -> pairwise.",
+            "choices": list(SOURCE_FORMATS),
+        },
+    )
+    pair_strategy: str = field(
+        default="all_pairs",
+        metadata={
+            "help": "How ranked or rated groups become pairs: all_pairs, best_vs_worst, adjacent.",
+            "choices": list(PAIR_STRATEGIES),
+        },
+    )
+    score_column: str = field(default="score", metadata={"help": "The rating that drives format conversions."})
+    min_score_gap: float = field(
+        default=0.0, metadata={"help": "Ratings closer than this are a tie when converting rated data."}
+    )
+
+    def __post_init__(self):
+        if self.eval_fraction and not 0.0 < self.eval_fraction < 1.0:
+            raise ValueError(f"eval_fraction={self.eval_fraction} must be in (0, 1)")
+        for name in ("max_train_samples", "max_eval_samples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be at least 1 (leave it unset for all rows)")
+        if self.source_format not in SOURCE_FORMATS:
+            raise ValueError(f"source_format={self.source_format!r}; expected one of {SOURCE_FORMATS}")
+        if self.pair_strategy not in PAIR_STRATEGIES:
+            raise ValueError(f"pair_strategy={self.pair_strategy!r}; expected one of {PAIR_STRATEGIES}")
