@@ -7,17 +7,26 @@ set any of them by name.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from transformers import TrainingArguments
 
+from .data.arguments import check_choices
 from .data.formats.pairwise import DEFAULT_TURN_MARKERS
+from .losses import (
+    CONTRASTIVE_LOSS_FUNCTIONS,
+    LISTWISE_LOSS_FUNCTIONS,
+    PAIRWISE_LOSS_FUNCTIONS,
+    POINTWISE_LOSS_FUNCTIONS,
+)
 
 TRUNCATION_POLICIES = ("truncate_prompt", "keep_start", "drop", "error")
 INVALID_ROW_POLICIES = ("error", "skip")
+
+_TRANSFORMERS_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainingArguments))
 
 
 @dataclass
@@ -211,23 +220,8 @@ class RewardConfig(TrainingArguments):
     learning_rate: float = field(default=2e-5, metadata={"help": "The initial learning rate for AdamW."})
     logging_steps: float = field(default=10, metadata={"help": "Log every X update steps."})
 
-    loss_types: ClassVar[tuple[str, ...]] = ()
-
     def __post_init__(self):
-        loss_type = getattr(self, "loss_type", None)
-        if self.loss_types and loss_type not in self.loss_types:
-            raise ValueError(f"loss_type={loss_type!r}; expected one of {self.loss_types}")
-        if self.truncation not in TRUNCATION_POLICIES:
-            raise ValueError(f"truncation={self.truncation!r}; expected one of {TRUNCATION_POLICIES}")
-        for name, allowed in (
-            ("invalid_rows", INVALID_ROW_POLICIES),
-            ("duplicate_rows", ("keep", "drop")),
-            ("conflicting_rows", ("keep", "drop", "error")),
-            ("eval_overlap", ("warn", "drop", "error")),
-            ("nonfinite_loss", ("error", "skip")),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r}; expected one of {allowed}")
+        check_choices(self, skip=_TRANSFORMERS_FIELDS)  # transformers checks its own
         if not math.isfinite(self.learning_rate) or self.learning_rate < 0:
             raise ValueError(f"learning_rate={self.learning_rate} must be a finite number >= 0")
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
@@ -264,7 +258,7 @@ def _has_accelerator() -> bool:
     return bool(mps is not None and mps.is_available())
 
 
-PAIRWISE_LOSSES = ("bradley_terry", "hinge")
+PAIRWISE_LOSSES = tuple(PAIRWISE_LOSS_FUNCTIONS)
 
 
 @dataclass
@@ -298,15 +292,13 @@ class PairwiseRewardConfig(RewardConfig):
     label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing epsilon for Bradley-Terry."})
     hinge_margin: float = field(default=1.0, metadata={"help": "Minimum reward gap for the hinge loss."})
 
-    loss_types: ClassVar[tuple[str, ...]] = PAIRWISE_LOSSES
-
     def __post_init__(self):
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"label_smoothing={self.label_smoothing} must be in [0, 0.5)")
         super().__post_init__()
 
 
-POINTWISE_LOSSES = ("mse", "huber", "bce")
+POINTWISE_LOSSES = tuple(POINTWISE_LOSS_FUNCTIONS)
 
 
 @dataclass
@@ -340,8 +332,6 @@ class PointwiseRewardConfig(RewardConfig):
     )
     standardize_scores: bool = field(default=True, metadata={"help": "Standardise scores with training statistics."})
 
-    loss_types: ClassVar[tuple[str, ...]] = POINTWISE_LOSSES
-
     def __post_init__(self):
         if not self.score_columns:
             raise ValueError("score_columns must name at least one column")
@@ -355,7 +345,7 @@ class PointwiseRewardConfig(RewardConfig):
         super().__post_init__()
 
 
-LISTWISE_LOSSES = ("all_pairs", "plackett_luce", "best_of_n")
+LISTWISE_LOSSES = tuple(LISTWISE_LOSS_FUNCTIONS)
 
 
 @dataclass
@@ -371,10 +361,8 @@ class ListwiseRewardConfig(RewardConfig):
 
     loss_type: str = field(default="all_pairs", metadata={"help": "Listwise loss.", "choices": list(LISTWISE_LOSSES)})
 
-    loss_types: ClassVar[tuple[str, ...]] = LISTWISE_LOSSES
 
-
-CONTRASTIVE_LOSSES = ("infonce", "margin_ranking")
+CONTRASTIVE_LOSSES = tuple(CONTRASTIVE_LOSS_FUNCTIONS)
 
 
 @dataclass
@@ -399,8 +387,6 @@ class ContrastiveRewardConfig(RewardConfig):
     temperature: float = field(default=1.0, metadata={"help": "InfoNCE temperature."})
     in_batch_negatives: bool = field(default=True, metadata={"help": "Use other rows' rejected as negatives."})
     ranking_margin: float = field(default=1.0, metadata={"help": "Margin of the margin-ranking loss."})
-
-    loss_types: ClassVar[tuple[str, ...]] = CONTRASTIVE_LOSSES
 
     def __post_init__(self):
         if self.temperature <= 0:

@@ -2,9 +2,18 @@
 
 Nothing here knows about models, batches or Trainers, so each loss can be tested against a hand computation and
 reused by any training loop. All losses average over the examples of the batch.
+
+Each family's losses are registered by name at the end (`PAIRWISE_LOSS_FUNCTIONS`, ...): a `LossSpec` is the pure
+function and the config fields it reads, so a config's `loss_type` choices, the trainer's dispatch and the loss
+description recorded in the export all come from one table.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -157,3 +166,42 @@ def info_nce_loss(
         negatives = rejected[:, None]
     logits = torch.cat([chosen[:, None], negatives], dim=1) / temperature
     return -torch.log_softmax(logits, dim=1)[:, 0].mean()
+
+
+# ----- registries: loss_type -> function ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LossSpec:
+    """A registered loss: the pure function, and `options` mapping its keyword arguments to config fields."""
+
+    fn: Callable[..., torch.Tensor]
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    def settings(self, config: Any) -> dict[str, Any]:
+        """The function's keyword arguments read from `config`."""
+        return {keyword: getattr(config, name) for keyword, name in self.options.items()}
+
+    def describe(self, config: Any) -> dict[str, Any]:
+        """The config fields this loss reads, by config name, for the export's loss description (a float left at
+        0.0 is an option not in use and is left out)."""
+        values = {name: getattr(config, name) for name in self.options.values()}
+        return {k: v for k, v in values.items() if not (isinstance(v, float) and v == 0.0)}
+
+
+PAIRWISE_LOSS_FUNCTIONS: dict[str, LossSpec] = {
+    "bradley_terry": LossSpec(bradley_terry_loss, {"label_smoothing": "label_smoothing"}),
+    "hinge": LossSpec(pairwise_hinge_loss, {"hinge_margin": "hinge_margin"}),
+}
+LISTWISE_LOSS_FUNCTIONS: dict[str, LossSpec] = {
+    "all_pairs": LossSpec(all_pairs_loss),
+    "plackett_luce": LossSpec(plackett_luce_loss),
+    "best_of_n": LossSpec(best_of_n_loss),
+}
+POINTWISE_LOSS_FUNCTIONS: dict[str, LossSpec] = {
+    "mse": LossSpec(partial(regression_loss, kind="mse")),
+    "huber": LossSpec(partial(regression_loss, kind="huber"), {"huber_delta": "huber_delta"}),
+    "bce": LossSpec(binary_cross_entropy_loss),
+}
+CONTRASTIVE_LOSS_FUNCTIONS: dict[str, LossSpec] = {
+    "infonce": LossSpec(info_nce_loss, {"temperature": "temperature", "in_batch_negatives": "in_batch_negatives"}),
+    "margin_ranking": LossSpec(pairwise_hinge_loss, {"hinge_margin": "ranking_margin"}),
+}

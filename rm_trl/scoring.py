@@ -21,8 +21,7 @@ from .data.converters import detect_format
 from .data.formats import SCHEMAS
 from .data.formats.pairwise import DEFAULT_TURN_MARKERS
 from .data.pipeline import PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, prepare_dataset, prepare_for_scoring
-from .export import get_metadata
-from .modeling import load_reward_model
+from .modeling import get_metadata, load_reward_model
 
 logger = logging.getLogger(__name__)
 

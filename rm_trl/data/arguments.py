@@ -6,10 +6,21 @@ family's config (`rm_trl.recipe.parse`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from .converters import PAIR_STRATEGIES
 from .formats import SCHEMAS
+
+
+def check_choices(settings, skip: frozenset[str] = frozenset()) -> None:
+    """Every field declared with `choices` (but those in `skip`) holds one of them: the command line checks this,
+    but a settings object built in Python or from YAML defaults is checked here (`__post_init__`)."""
+    for f in dataclasses.fields(settings):
+        choices = f.metadata.get("choices") if f.name not in skip else None
+        if choices and getattr(settings, f.name) not in choices:
+            raise ValueError(f"{f.name}={getattr(settings, f.name)!r}; expected one of {tuple(choices)}")
+
 
 SOURCE_FORMATS = ("auto", *SCHEMAS)
 
@@ -65,7 +76,4 @@ class DataArguments:
         for name in ("max_train_samples", "max_eval_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1 (leave it unset for all rows)")
-        if self.source_format not in SOURCE_FORMATS:
-            raise ValueError(f"source_format={self.source_format!r}; expected one of {SOURCE_FORMATS}")
-        if self.pair_strategy not in PAIR_STRATEGIES:
-            raise ValueError(f"pair_strategy={self.pair_strategy!r}; expected one of {PAIR_STRATEGIES}")
+        check_choices(self)

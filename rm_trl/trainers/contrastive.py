@@ -11,41 +11,26 @@ from typing import Any
 from datasets import Dataset
 
 from ..config import ContrastiveRewardConfig
-from ..losses import info_nce_loss, pairwise_hinge_loss, reward_centering_penalty
+from ..losses import CONTRASTIVE_LOSS_FUNCTIONS
 from .pairwise import PairwiseRewardTrainer
 
 
 class ContrastiveRewardTrainer(PairwiseRewardTrainer):
     config_class = ContrastiveRewardConfig
     family = "contrastive"
+    loss_functions = CONTRASTIVE_LOSS_FUNCTIONS
     args: ContrastiveRewardConfig
 
     def adapt_raw_dataset(self, dataset: Dataset, args: ContrastiveRewardConfig) -> Dataset:
         # The contrastive losses do not use per-pair margins.
         return dataset.remove_columns("margin") if "margin" in dataset.column_names else dataset
 
-    def loss_description(self) -> dict[str, Any]:
-        args = self.args
-        if args.loss_type == "infonce":
-            described = {
-                "type": "infonce",
-                "temperature": args.temperature,
-                "in_batch_negatives": args.in_batch_negatives,
-            }
-        else:
-            described = {"type": "margin_ranking", "ranking_margin": args.ranking_margin}
-        if args.center_rewards_coefficient:
-            described["center_rewards_coefficient"] = args.center_rewards_coefficient
-        return described
+    def loss_settings(self) -> dict[str, Any]:
+        return {}  # no margins: `adapt_raw_dataset` drops the column
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         rewards = self.compute_rewards(model, inputs).view(-1, 2)
         chosen, rejected = rewards[:, 0], rewards[:, 1]
-        if self.args.loss_type == "infonce":
-            loss = info_nce_loss(chosen, rejected, self.args.temperature, self.args.in_batch_negatives)
-        else:
-            loss = pairwise_hinge_loss(chosen, rejected, hinge_margin=self.args.ranking_margin)
-        if self.args.center_rewards_coefficient:
-            loss = loss + self.args.center_rewards_coefficient * reward_centering_penalty(rewards)
+        loss = self.family_loss(rewards, chosen, rejected)
         self.track_batch_metrics(rewards)
         return (loss, rewards) if return_outputs else loss

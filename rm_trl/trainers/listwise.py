@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
 from ..config import ListwiseRewardConfig
 from ..data.formats import RANKED_SCHEMA
-from ..losses import all_pairs_loss, best_of_n_loss, pad_groups, plackett_luce_loss, reward_centering_penalty
+from ..losses import LISTWISE_LOSS_FUNCTIONS, pad_groups
 from ..metrics import ranked_metrics
 from .base import RewardTrainer
-
-LISTWISE_LOSS_FUNCTIONS = {
-    "all_pairs": all_pairs_loss,
-    "plackett_luce": plackett_luce_loss,
-    "best_of_n": best_of_n_loss,
-}
 
 
 class ListwiseRewardTrainer(RewardTrainer):
@@ -30,25 +22,18 @@ class ListwiseRewardTrainer(RewardTrainer):
     config_class = ListwiseRewardConfig
     schema = RANKED_SCHEMA
     family = "listwise"
+    loss_functions = LISTWISE_LOSS_FUNCTIONS
     args: ListwiseRewardConfig
     row_unit = "ranked lists"
 
     def headline_metric(self) -> str:
         return "pair_accuracy"
 
-    def loss_description(self) -> dict[str, Any]:
-        described: dict[str, Any] = {"type": self.args.loss_type}
-        if self.args.center_rewards_coefficient:
-            described["center_rewards_coefficient"] = self.args.center_rewards_coefficient
-        return described
-
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         rewards = self.compute_rewards(model, inputs)[:, 0]
         grouped, mask = pad_groups(rewards, inputs["group_sizes"])
         ranks, _ = pad_groups(inputs["ranks"], inputs["group_sizes"], fill=float("inf"))
-        loss = LISTWISE_LOSS_FUNCTIONS[self.args.loss_type](grouped, ranks, mask)
-        if self.args.center_rewards_coefficient:
-            loss = loss + self.args.center_rewards_coefficient * reward_centering_penalty(rewards)
+        loss = self.family_loss(rewards, grouped, ranks, mask)
         # Per row: (reward, rank) for each response; padding has rank -1.
         predictions = torch.stack([grouped.detach(), torch.where(mask, ranks, -1.0)], dim=-1)
         self.track_batch_metrics(predictions)

@@ -9,7 +9,7 @@ from datasets import Dataset
 
 from ..config import PairwiseRewardConfig
 from ..data.formats import PAIRWISE_SCHEMA
-from ..losses import bradley_terry_loss, pairwise_hinge_loss, reward_centering_penalty
+from ..losses import PAIRWISE_LOSS_FUNCTIONS
 from ..metrics import pairwise_metrics
 from .base import RewardTrainer
 
@@ -29,6 +29,7 @@ class PairwiseRewardTrainer(RewardTrainer):
     config_class = PairwiseRewardConfig
     schema = PAIRWISE_SCHEMA
     family = "pairwise"
+    loss_functions = PAIRWISE_LOSS_FUNCTIONS
     args: PairwiseRewardConfig
     row_unit = "pairs"
 
@@ -37,19 +38,12 @@ class PairwiseRewardTrainer(RewardTrainer):
             return dataset.remove_columns("margin")
         return dataset
 
-    def loss_description(self) -> dict[str, Any]:
-        args = self.args
-        described: dict[str, Any] = {"type": args.loss_type}
+    def loss_settings(self) -> dict[str, Any]:
+        described: dict[str, Any] = {}
         if "margin" in self.target_names:
-            described["margin_scale"] = args.margin_scale
-        if args.fixed_margin:
-            described["fixed_margin"] = args.fixed_margin
-        if args.loss_type == "bradley_terry" and args.label_smoothing:
-            described["label_smoothing"] = args.label_smoothing
-        if args.loss_type == "hinge":
-            described["hinge_margin"] = args.hinge_margin
-        if args.center_rewards_coefficient:
-            described["center_rewards_coefficient"] = args.center_rewards_coefficient
+            described["margin_scale"] = self.args.margin_scale
+        if self.args.fixed_margin:
+            described["fixed_margin"] = self.args.fixed_margin
         return described
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -58,12 +52,7 @@ class PairwiseRewardTrainer(RewardTrainer):
         margin = inputs["margin"] * self.args.margin_scale if "margin" in inputs else None
         if self.args.fixed_margin:
             margin = self.args.fixed_margin if margin is None else margin + self.args.fixed_margin
-        if self.args.loss_type == "hinge":
-            loss = pairwise_hinge_loss(chosen, rejected, margin, hinge_margin=self.args.hinge_margin)
-        else:
-            loss = bradley_terry_loss(chosen, rejected, margin, label_smoothing=self.args.label_smoothing)
-        if self.args.center_rewards_coefficient:
-            loss = loss + self.args.center_rewards_coefficient * reward_centering_penalty(rewards)
+        loss = self.family_loss(rewards, chosen, rejected, margin)
         self.track_batch_metrics(rewards)
         return (loss, rewards) if return_outputs else loss
 

@@ -11,8 +11,8 @@ from transformers import PreTrainedModel
 
 from ..config import PointwiseRewardConfig
 from ..data.formats import RATED_SCHEMA
-from ..export import fold_reward_head
-from ..losses import binary_cross_entropy_loss, regression_loss
+from ..export.heads import fold_reward_head
+from ..losses import POINTWISE_LOSS_FUNCTIONS
 from ..metrics import binary_metrics, rated_metrics
 from .base import RewardTrainer
 
@@ -29,12 +29,9 @@ class PointwiseRewardTrainer(RewardTrainer):
     config_class = PointwiseRewardConfig
     schema = RATED_SCHEMA
     family = "pointwise"
+    loss_functions = POINTWISE_LOSS_FUNCTIONS
+    centers_rewards = False  # regression targets fix the reward scale
     args: PointwiseRewardConfig
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.score_mean, self.score_std = self._score_statistics()
-        self._record_metadata()
 
     row_unit = "rated responses"
 
@@ -53,23 +50,26 @@ class PointwiseRewardTrainer(RewardTrainer):
         options.update(score_columns=tuple(args.score_columns), binary_labels=args.loss_type == "bce")
         return options
 
-    def _score_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
-        columns = self.args.score_columns
-        if not self.args.standardize_scores or self.args.loss_type == "bce" or self.train_dataset is None:
-            return torch.zeros(len(columns)), torch.ones(len(columns))
-        values = np.array([self.train_dataset[c] for c in columns], dtype=np.float64)  # [A, rows], NaN = missing
+    def on_data_prepared(self, train_dataset, args: PointwiseRewardConfig) -> None:
+        """Target statistics for `standardize_scores`, from the training scores (per attribute)."""
+        columns = args.score_columns
+        self.score_mean, self.score_std = torch.zeros(len(columns)), torch.ones(len(columns))
+        if not args.standardize_scores or args.loss_type == "bce" or train_dataset is None:
+            return
+        values = np.array([train_dataset[c] for c in columns], dtype=np.float64)  # [A, rows], NaN = missing
         mean = np.nanmean(values, axis=1)
         std = np.nanstd(values, axis=1)
         std[~(std > 0)] = 1.0
-        return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+        self.score_mean, self.score_std = (
+            torch.tensor(mean, dtype=torch.float32),
+            torch.tensor(std, dtype=torch.float32),
+        )
 
-    def loss_description(self) -> dict[str, Any]:
+    def loss_settings(self) -> dict[str, Any]:
         args = self.args
-        described: dict[str, Any] = {"type": args.loss_type, "score_columns": list(args.score_columns)}
-        if args.loss_type == "huber":
-            described["huber_delta"] = args.huber_delta
-        mean, std = getattr(self, "score_mean", None), getattr(self, "score_std", None)
-        if mean is not None and args.standardize_scores and args.loss_type != "bce":
+        described: dict[str, Any] = {"score_columns": list(args.score_columns)}
+        mean, std = self.score_mean, self.score_std
+        if args.standardize_scores and args.loss_type != "bce":
             described["score_normalization"] = {
                 c: {"mean": float(m), "std": float(s)} for c, m, s in zip(args.score_columns, mean, std)
             }
@@ -86,10 +86,10 @@ class PointwiseRewardTrainer(RewardTrainer):
         targets = torch.stack([inputs[c] for c in self.args.score_columns], dim=1)
         mean, std = self.score_mean.to(predictions.device), self.score_std.to(predictions.device)
         if self.args.loss_type == "bce":
-            loss = binary_cross_entropy_loss(predictions, targets)
+            loss = self.family_loss(predictions, predictions, targets)
             in_score_scale = predictions
         else:
-            loss = regression_loss(predictions, (targets - mean) / std, self.args.loss_type, self.args.huber_delta)
+            loss = self.family_loss(predictions, predictions, (targets - mean) / std)
             in_score_scale = predictions * std + mean
         outputs = torch.stack([in_score_scale.detach(), targets], dim=-1)  # [rows, attributes, (prediction, target)]
         self.track_batch_metrics(outputs)

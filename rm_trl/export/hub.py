@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 
+from ..errors import TrainingError
+
 logger = logging.getLogger(__name__)
 
 # Written into output_dir by training but not part of the export a consumer loads.
@@ -68,3 +70,27 @@ def push_export(
 def default_repo_id(output_dir: str, hub_model_id: str | None) -> str:
     """`hub_model_id` when set, else the output folder's name (the Trainer's own rule)."""
     return hub_model_id or os.path.basename(os.path.normpath(os.path.abspath(output_dir)))
+
+
+def push_finished_export(
+    output_dir: str,
+    hub_model_id: str | None,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str = "rm-trl reward model",
+) -> str:
+    """`push_export` to `hub_model_id` (or the folder's name) after training; a failure (network, token,
+    permissions) is a `TrainingError` that says the export is complete and how to upload it later."""
+    repo_id = default_repo_id(output_dir, hub_model_id)
+    try:
+        return push_export(
+            output_dir, repo_id, token=token, private=private, revision=revision, commit_message=commit_message
+        )
+    except Exception as exc:
+        raise TrainingError(
+            f"push to the Hub ({repo_id}) failed: {type(exc).__name__}: {exc}. The export is complete in "
+            f'{os.path.abspath(output_dir)}; upload it later with `python -c "from rm_trl.export.hub import '
+            f"push_export; push_export('{output_dir}', '{repo_id}')\"`"
+        ) from exc

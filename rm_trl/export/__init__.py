@@ -1,0 +1,39 @@
+"""The export layer: everything between a trained model and the folder consumers load.
+
+- `metadata`: the `rm_trl` entry of `config.json` (how the model was trained and how to feed it);
+- `consumers`: per consumer (transformers, TRL, PPO, rm-trl score / serve), whether it reads the trained reward;
+- `card`: the model card; `folder`: data report, metrics, tokenizer check around the weights;
+- `heads`: exact head edits (attribute folding, baked normalisation); `normalize`: measuring the statistics;
+- `exporters`: one exporter per target (plain sequence classification today);
+- `hub`: uploading the finished folder in one commit.
+
+The trainer calls this layer (`RewardTrainer.save_reward_model`); nothing here imports the trainers.
+`normalize` (which scores with `rm_trl.scoring`) is imported where it is used, not here, so that the scoring
+layer below can read `rm_trl.modeling.get_metadata` without loading the export layer.
+"""
+
+from .card import card_header, write_model_card
+from .consumers import CONSUMERS, consumer_flags
+from .exporters import SequenceClassificationExporter
+from .folder import check_tokenizer_roundtrip, finish_export_folder, save_metrics
+from .heads import bake_normalization, fold_reward_head
+from .metadata import METADATA_KEY, get_metadata, is_hub_id, library_versions, reward_token_rule, training_metadata
+
+__all__ = [
+    "CONSUMERS",
+    "METADATA_KEY",
+    "SequenceClassificationExporter",
+    "bake_normalization",
+    "card_header",
+    "check_tokenizer_roundtrip",
+    "consumer_flags",
+    "finish_export_folder",
+    "fold_reward_head",
+    "get_metadata",
+    "is_hub_id",
+    "library_versions",
+    "reward_token_rule",
+    "save_metrics",
+    "training_metadata",
+    "write_model_card",
+]

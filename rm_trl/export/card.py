@@ -1,0 +1,131 @@
+"""The model card (`README.md`) of an export: Hub metadata, how the reward is read, data, metrics, consumers."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .consumers import CONSUMERS, consumer_flags
+from .metadata import is_hub_id, library_versions
+
+
+def card_header(metadata: dict[str, Any]) -> str:
+    """The card's YAML metadata: what the Hub indexes (library, task, tags, base model, datasets, license)."""
+    import yaml
+
+    header: dict[str, Any] = {
+        "library_name": "transformers",
+        "pipeline_tag": "text-classification",
+        "tags": ["rm-trl", "trl", "reward-model", metadata.get("family", "reward")],
+    }
+    if is_hub_id(metadata.get("base_model")):
+        header["base_model"] = metadata["base_model"]
+    datasets = [d for d in metadata.get("datasets") or [] if is_hub_id(d)]
+    if datasets:
+        header["datasets"] = datasets
+    if metadata.get("license"):
+        header["license"] = metadata["license"]
+    return yaml.safe_dump(header, sort_keys=False, allow_unicode=True)
+
+
+def write_model_card(
+    output_dir: str,
+    metadata: dict[str, Any],
+    metrics: dict[str, float] | None = None,
+    model_ref: str | None = None,
+) -> str:
+    """Write `README.md` (a Hub model card) describing the reward model and how to use it."""
+    ref = model_ref or output_dir
+    base = metadata.get("base_model") or "unknown"
+    eos_note = (
+        "Append the tokenizer's EOS token to each response, as in training."
+        if metadata.get("append_eos")
+        else "Do not append an EOS token: training did not."
+    )
+    metric_lines = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted((metrics or {}).items()) if _is_number(v))
+    reports = metadata.get("data", {})
+    data_lines = "\n".join(f"- {split}: {summary}" for split, summary in reports.items())
+    special = metadata.get("special_tokens", {})
+    norm = metadata.get("normalization")
+    if not norm:
+        norm_note = "Rewards are not normalised (raw head output)."
+    elif norm.get("applied") == "baked_into_head":
+        norm_note = (
+            f"Rewards are normalised to mean 0, std 1 on {norm['computed_on']} (raw mean {norm['mean']:.4f}, "
+            "std {:.4f}); the normalisation is baked into the head, so every consumer reads normalised "
+            "rewards.".format(norm["std"])
+        )
+    else:
+        norm_note = (
+            f"Reward statistics on {norm['computed_on']}: mean {norm['mean']:.4f}, std {norm['std']:.4f}, "
+            "stored in `config.json` (`rm_trl.normalization`); rm-trl applies them with `--normalize`, "
+            "other consumers read raw rewards."
+        )
+    flags = metadata.get("consumers") or consumer_flags(metadata)
+    consumer_lines = "\n".join(f"- {what}: {flags[key]}" for key, what in CONSUMERS.items() if key in flags)
+    if flags["trl_path"].startswith("exact"):
+        trl_note = f'`GRPOTrainer(..., reward_funcs="{ref}")` scores exactly as training did.'
+    else:
+        trl_note = (
+            "TRL's built-in reward-model path (`add_special_tokens=False`, no EOS, raw head output) does not read "
+            "the reward training defined (see Consumers below). Use "
+            f'`reward_funcs=rm_trl.rl.RewardFunction("{ref}")` to score exactly as in training.'
+        )
+    card = f"""---
+{card_header(metadata)}---
+
+# Reward model trained with rm-trl
+
+- Base model: `{base}`
+- Libraries: {", ".join(f"{k} {v}" for k, v in (metadata.get("libraries") or library_versions()).items())}
+- Loss family: **{metadata.get("family")}**, loss `{metadata.get("loss")}`
+- Reward read at: `{metadata.get("reward_token")}`; pad token `{metadata.get("pad_token")}`; right padding
+- Special tokens around each sequence: {special.get("prefix", [])} prompt + response {special.get("suffix", [])}
+- Max length: {metadata.get("max_length")}; over-length policy: `{metadata.get("truncation")}`
+- Data format: {metadata.get("format")}
+- {norm_note}
+
+## Data
+{data_lines or "- (not recorded)"}
+
+## Evaluation
+| metric | value |
+|---|---|
+{metric_lines or "| (none) | |"}
+
+## Usage
+
+The score of a response is the first logit of a standard sequence-classification forward on `prompt + response`.
+{eos_note}
+
+```python
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{ref}")
+model = AutoModelForSequenceClassification.from_pretrained("{ref}")
+text = prompt + response{" + tokenizer.eos_token" if metadata.get("append_eos") else ""}
+with torch.no_grad():
+    reward = model(**tokenizer(text, return_tensors="pt")).logits[0, 0].item()
+```
+
+With TRL's online trainers (GRPO, RLOO): {trl_note}
+
+With rm-trl: `rm-trl score --model {ref} --input data.jsonl --output scored.jsonl`, or serve it for a PPO pipeline
+with `rm-trl serve --model {ref}` (OpenRLHF's `/get_reward` and a plain `/score`).
+
+## Consumers
+
+Whether each consumer reads the reward this model was trained to give (`rm_trl.consumers` in `config.json`;
+"exact" means equal to rm-trl's scorer within 1e-5):
+
+{consumer_lines}
+"""
+    path = os.path.join(output_dir, "README.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(card)
+    return path
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
