@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
-from .data.collators import RewardDataCollator, row_fields
+from .data.collators import RewardDataCollator, reward_offsets, row_fields
 from .data.pipeline import PROMPT_IDS, RESPONSE_IDS
+from .reward_reading import has_token_head
 
 logger = logging.getLogger(__name__)
 PACKABLE_ATTENTION = ("eager", "sdpa")
@@ -35,8 +36,7 @@ def packing_support(model) -> tuple[bool, str]:
     accepts a custom 4D mask."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     base = getattr(base, "module", base)
-    config = base.config
-    if getattr(config, "is_encoder_decoder", False) or not hasattr(base, "score"):
+    if not has_token_head(base):
         return False, f"{type(base).__name__} is not a decoder with a per-token `score` head (encoders pool [CLS])"
     attention = attention_implementation(base)
     if attention not in PACKABLE_ATTENTION:
@@ -67,8 +67,9 @@ class PackedRewardDataCollator:
     """Collates tokenized rows into packed sequences (see the module docstring).
 
     Returns `input_ids` and `position_ids` `[sequences, L]`, a float `attention_mask` `[sequences, 1, L, L]`,
-    `reward_index` (flat position of each response's last token, in the unpacked order: row by row, responses in
-    order), `group_sizes`, `row`, the float targets, and `token_counts` = (real tokens, padded tokens).
+    `reward_index` (flat positions of each response's `reward_positions`, in the unpacked order: row by row,
+    responses in order; `rm_trl.reward_reading`), `group_sizes`, `row`, the float targets, and `token_counts` =
+    (real tokens, padded tokens).
 
     `max_row_tokens=None` puts one row (a prompt and its responses) per sequence; a number packs several rows per
     sequence up to that many tokens (padding-free packing). `boolean_mask` gives a boolean mask (True = attend)
@@ -92,12 +93,13 @@ class PackedRewardDataCollator:
         position_ids = torch.zeros((n, length), dtype=torch.long)
         group = torch.full((n, length), -1, dtype=torch.long)  # which example a token belongs to (-1: padding)
         segment = torch.full((n, length), -1, dtype=torch.long)  # 0: prompt, k: response k, -1: padding
-        reward_position: dict[tuple[int, int], int] = {}
+        reward_position: dict[tuple[int, int], list[int]] = {}
         for r, members in enumerate(rows):
             cursor = 0
             for i in members:
                 prompt = examples[i][PROMPT_IDS]
                 pieces = [prompt, *examples[i][RESPONSE_IDS]]
+                offsets = reward_offsets(examples[i])
                 for k, piece in enumerate(pieces):
                     end = cursor + len(piece)
                     input_ids[r, cursor:end] = torch.tensor(piece, dtype=torch.long)
@@ -106,7 +108,7 @@ class PackedRewardDataCollator:
                     group[r, cursor:end] = i
                     segment[r, cursor:end] = k
                     if k > 0:
-                        reward_position[(i, k - 1)] = r * length + end - 1
+                        reward_position[(i, k - 1)] = [r * length + cursor + offset for offset in offsets[k - 1]]
                     cursor = end
         allowed = self._allowed(group, segment)[:, None]
         if self.boolean_mask:
@@ -115,7 +117,9 @@ class PackedRewardDataCollator:
             mask = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill_(
                 ~allowed, torch.finfo(torch.float32).min
             )
-        reward_index = [reward_position[(i, k)] for i, ex in enumerate(examples) for k in range(len(ex[RESPONSE_IDS]))]
+        reward_index = [
+            p for i, ex in enumerate(examples) for k in range(len(ex[RESPONSE_IDS])) for p in reward_position[(i, k)]
+        ]
         batch = {
             "input_ids": input_ids,
             "position_ids": position_ids,
@@ -139,39 +143,6 @@ class PackedRewardDataCollator:
         padding = group < 0
         allowed |= torch.diag_embed(padding)
         return allowed
-
-
-class TokenRewardCapture:
-    """Captures the per-token output of a decoder's `score` head during a normal forward call.
-
-    `*ForSequenceClassification` decoders apply `score` to every position and then pool one position per sequence,
-    which is wrong for packed sequences. Reading the per-token scores through a forward hook keeps the call going
-    through the (possibly DDP- or FSDP-wrapped) model's own `forward`, so gradient synchronisation is untouched.
-    """
-
-    def __init__(self, model):
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        self.head = base.score
-        self.output: torch.Tensor | None = None
-        self.active = False
-        self.handle = self.head.register_forward_hook(self._hook)
-
-    def _hook(self, module, args, output):
-        if self.active:
-            self.output = output
-
-    def __call__(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        self.active = True
-        try:
-            model(
-                input_ids=inputs["input_ids"],
-                attention_mask=inputs["attention_mask"],
-                position_ids=inputs["position_ids"],
-            )
-            per_token = self.output  # [sequences, L, num_labels]
-        finally:
-            self.active, self.output = False, None
-        return per_token.reshape(-1, per_token.shape[-1])[inputs["reward_index"]]
 
 
 class TokenBudgetBatchSampler(torch.utils.data.Sampler):
@@ -214,23 +185,20 @@ class TokenBudgetBatchSampler(torch.utils.data.Sampler):
 
 
 def default_collator(model, tokenizer, args, target_names: tuple[str, ...]):
-    """Packed sequences for decoders that support them, plain padded batches otherwise (said in the log).
-    Returns `(collator, capture)`: `capture` reads per-token rewards for packed batches, else `None`."""
+    """Packed sequences for decoders that support them, plain padded batches otherwise (said in the log)."""
     if args.packing:
         supported, reason = packing_support(model)
         if supported:
             attention = attention_implementation(model)
             logger.info("Packing: each prompt encoded once for its responses (%s attention)", attention)
-            collator = PackedRewardDataCollator(
+            return PackedRewardDataCollator(
                 pad_token_id=tokenizer.pad_token_id,
                 target_names=target_names,
                 max_row_tokens=args.pack_rows_tokens,
                 pad_to_multiple_of=args.pad_to_multiple_of,
                 boolean_mask=attention == "sdpa",
             )
-            return collator, TokenRewardCapture(model)
         logger.warning("Packing off, plain padded batches: %s", reason)
-    collator = RewardDataCollator(
+    return RewardDataCollator(
         pad_token_id=tokenizer.pad_token_id, target_names=target_names, pad_to_multiple_of=args.pad_to_multiple_of
     )
-    return collator, None

@@ -18,6 +18,7 @@ from .config import RewardConfig
 from .data.arguments import DataArguments
 from .data.converters import convert_train_eval
 from .data.loading import load_train_eval
+from .diagnostics import diagnostic_callbacks
 from .errors import ConfigError, pop_debug_flag, run_entry_point, user_error_types
 from .modeling import load_reward_model
 from .trainers import TRAINERS
@@ -222,13 +223,12 @@ def run(
             eval_dataset=eval_dataset,
             processing_class=tokenizer,
             peft_config=get_peft_config(model_args),
+            callbacks=diagnostic_callbacks(),  # off unless the environment asks (`rm_trl.diagnostics`)
         )
     for split, conversion in (("train", train_conversion), ("eval", eval_conversion)):
         if conversion and split in trainer.data_reports:
             trainer.data_reports[split].settings["converted"] = conversion
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    if os.environ.get(RANK_DIGEST_ENV):
-        write_rank_digest(trainer, os.environ[RANK_DIGEST_ENV])
     metrics = trainer.evaluate() if eval_dataset is not None else {}
 
     # 4. Save the portable export (plain AutoModelForSequenceClassification + tokenizer + card + data report).
@@ -260,27 +260,6 @@ def hub_dataset_names(data_args: DataArguments) -> list[str]:
     """The Hub datasets trained / evaluated on, for the model card (local files are not named there)."""
     sources = [data_args.train_data, data_args.eval_data]
     return [s for s in dict.fromkeys(sources) if s and not os.path.exists(s) and s.count("/") == 1]
-
-
-RANK_DIGEST_ENV = "RM_TRL_RANK_DIGEST_DIR"
-
-
-def write_rank_digest(trainer: RewardTrainer, directory: str) -> None:
-    """Diagnostics for multi-process runs: each rank writes a checksum of every parameter it holds, so replicas
-    can be compared (`RM_TRL_RANK_DIGEST_DIR=<dir>`). Also saves rank 0's final weights as `weights.pt`."""
-    import hashlib
-
-    import torch
-
-    os.makedirs(directory, exist_ok=True)
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    digest = {k: hashlib.sha256(v.float().numpy().tobytes()).hexdigest() for k, v in state.items()}
-    rank = trainer.accelerator.process_index
-    with open(os.path.join(directory, f"rank{rank}.json"), "w") as f:
-        json.dump({"world_size": trainer.accelerator.num_processes, "digest": digest}, f)
-    if rank == 0:
-        torch.save(state, os.path.join(directory, "weights.pt"))
 
 
 def print_summary(trainer: RewardTrainer, metrics: dict[str, float], output_dir: str) -> None:

@@ -10,7 +10,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Llam
 from rm_trl import PairwiseRewardConfig, PairwiseRewardTrainer
 from rm_trl.data.collators import RewardDataCollator
 from rm_trl.modeling import setup_pad_token
-from rm_trl.packing import PackedRewardDataCollator, TokenRewardCapture, packing_support, plan_rows
+from rm_trl.packing import PackedRewardDataCollator, packing_support, plan_rows
+from rm_trl.reward_reading import TokenRewardCapture
 
 from .conftest import _tiny_decoder_kwargs, learnable_pairs
 

@@ -2,7 +2,8 @@
 
 A row with K responses contributes K sequences `prompt_ids + response_ids[k]`, in row order (for pairs: chosen,
 rejected, chosen, rejected, ...). `group_sizes` says how many sequences each row has, so a loss can regroup the
-flat reward vector; a K-wise row costs K sequences, never one per pair.
+flat reward vector; a K-wise row costs K sequences, never one per pair. `reward_index` holds the flat positions
+(into `[sequences, length]`) of every response's `reward_positions` (`rm_trl.reward_reading` reads them).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 import torch
 
-from .pipeline import PROMPT_IDS, RESPONSE_IDS, ROW
+from .pipeline import PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS, ROW
+from .tokenize import outcome_positions
 
 
 @dataclass
@@ -39,13 +41,23 @@ class RewardDataCollator:
         for i, seq in enumerate(sequences):
             input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
             attention_mask[i, : len(seq)] = 1
+        starts = [len(ex[PROMPT_IDS]) for ex in examples for _ in ex[RESPONSE_IDS]]
+        offsets = [positions for ex in examples for positions in reward_offsets(ex)]
+        reward_index = [s * length + start + p for s, (start, ps) in enumerate(zip(starts, offsets)) for p in ps]
         batch = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
+            "reward_index": torch.tensor(reward_index, dtype=torch.long),
             "token_counts": torch.tensor([int(attention_mask.sum()), attention_mask.numel()], dtype=torch.long),
             **row_fields(examples, self.target_names),
         }
         return batch
+
+
+def reward_offsets(example: dict[str, Any]) -> list[list[int]]:
+    """Per response of a tokenized row, the offsets where rewards are read (rows built by hand without the column
+    get the outcome rule: each response's last token)."""
+    return example.get(REWARD_POSITIONS) or outcome_positions(example[RESPONSE_IDS])
 
 
 def row_fields(examples: list[dict[str, Any]], target_names: tuple[str, ...]) -> dict[str, torch.Tensor]:

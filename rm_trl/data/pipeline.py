@@ -24,6 +24,7 @@ from .tokenize import (
     OVERLENGTH,
     PROMPT_IDS,
     RESPONSE_IDS,
+    REWARD_POSITIONS,
     STATUS,
     TRUNCATED_STATUSES,
     SequenceTemplate,
@@ -42,7 +43,16 @@ from .validate import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LENGTH", "PROMPT_IDS", "RESPONSE_IDS", "ROW", "PreparedData", "prepare_dataset", "prepare_for_scoring"]
+__all__ = [
+    "LENGTH",
+    "PROMPT_IDS",
+    "RESPONSE_IDS",
+    "REWARD_POSITIONS",
+    "ROW",
+    "PreparedData",
+    "prepare_dataset",
+    "prepare_for_scoring",
+]
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ class PreparedData:
 
 
 def is_prepared(dataset: Dataset) -> bool:
-    return PROMPT_IDS in dataset.column_names and RESPONSE_IDS in dataset.column_names
+    return {PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS} <= set(dataset.column_names)
 
 
 def prepare_dataset(

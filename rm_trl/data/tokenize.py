@@ -3,7 +3,8 @@
 A row is stored as `prompt_ids` (the tokenizer's leading special tokens + the prompt) and `response_ids` (one list
 per response: the response + the closing special tokens, EOS where the model expects one). Sequence k of the row is
 `prompt_ids + response_ids[k]`. Keeping the prompt apart lets truncation cut it once for all responses, and lets a
-packed batch encode it once.
+packed batch encode it once. `reward_positions` says where each response's reward is read: its last token (after
+the closing special tokens, as the standard head reads it) for the outcome rewards every format gives today.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from .formats.common import response_field
 
 PROMPT_IDS = "prompt_ids"
 RESPONSE_IDS = "response_ids"
+# Per response, the token offsets (within its `response_ids`) where a reward is read: `rm_trl.reward_reading`.
+REWARD_POSITIONS = "reward_positions"
 LENGTH = "length"  # tokens of the row (prompt once + every response): what length-grouped batching sorts by
 STATUS = "_status"
 CHARS_PER_TOKEN = 64  # a token spans far fewer characters: a text cut to budget * 64 characters still overflows
@@ -71,6 +74,11 @@ class SequenceTemplate:
     @property
     def num_special(self) -> int:
         return len(self.prefix) + len(self.suffix)
+
+
+def outcome_positions(response_ids: list[list[int]]) -> list[list[int]]:
+    """One reward per response, read at its last token."""
+    return [[len(response) - 1] for response in response_ids]
 
 
 def _find_sublist(haystack: Sequence[int], needle: Sequence[int]) -> int:
@@ -162,7 +170,7 @@ def tokenize_rows(
 ) -> Dataset:
     """Tokenize parsed rows (`row`, `_prompt`, `_responses`, targets) into `prompt_ids`, `response_ids`, `length`,
     a `_status` (ok / truncated / overlength / identical) and `_problems` (responses that tokenize to nothing)."""
-    columns = ("row", PROMPT_IDS, RESPONSE_IDS, LENGTH, STATUS, "_problems", *layout.targets)
+    columns = ("row", PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS, LENGTH, STATUS, "_problems", *layout.targets)
     if len(parsed) == 0:
         return Dataset.from_dict({c: [] for c in columns})
     window = text_window(budget)
@@ -185,7 +193,9 @@ def tokenize_rows(
         prompt_ids_alone = tokenizer(prompts, add_special_tokens=False)["input_ids"]
         joint = [p + r for p, rs in zip(prompts, responses) for r in rs]
         joint_ids = tokenizer(joint, add_special_tokens=False)["input_ids"] if joint else []
-        out: dict[str, list] = {PROMPT_IDS: [], RESPONSE_IDS: [], LENGTH: [], STATUS: [], "_problems": []}
+        out: dict[str, list] = {
+            c: [] for c in (PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS, LENGTH, STATUS, "_problems")
+        }
         pos = 0
         for i, (prompt_alone, rs) in enumerate(zip(prompt_ids_alone, responses)):
             sequences = joint_ids[pos : pos + len(rs)]
@@ -205,6 +215,7 @@ def tokenize_rows(
                 status = IDENTICAL_AFTER_TRUNCATION if status != OK else "identical_tokens"
             out[PROMPT_IDS].append(list(template.prefix) + prompt_ids)
             out[RESPONSE_IDS].append([r + list(template.suffix) for r in response_ids])
+            out[REWARD_POSITIONS].append(outcome_positions(out[RESPONSE_IDS][-1]))
             out[LENGTH].append(len(out[PROMPT_IDS][-1]) + sum(len(r) for r in out[RESPONSE_IDS][-1]))
             out[STATUS].append(status)
             out["_problems"].append(json.dumps(problems) if problems else "")

@@ -22,12 +22,22 @@ from ..checkpoints import SafeCheckpointsMixin
 from ..config import RewardConfig
 from ..data.formats import RowSchema
 from ..data.overlap import check_eval_overlap
-from ..data.pipeline import LENGTH, PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, is_prepared, prepare_dataset
+from ..data.pipeline import (
+    LENGTH,
+    PROMPT_IDS,
+    RESPONSE_IDS,
+    REWARD_POSITIONS,
+    ROW,
+    PreparedData,
+    is_prepared,
+    prepare_dataset,
+)
 from ..data.report import DataReport
 from ..errors import ConfigError
 from ..losses import LossSpec, reward_centering_penalty
 from ..modeling import prepare_model_for_training
-from ..packing import TokenBudgetBatchSampler, TokenRewardCapture, default_collator
+from ..packing import TokenBudgetBatchSampler, default_collator
+from ..reward_reading import reward_reader
 from .exporting import ExportingMixin
 from .guards import guard_nonfinite_loss, set_cpu_threads
 
@@ -106,9 +116,9 @@ class RewardTrainer(ExportingMixin, SafeCheckpointsMixin, Trainer):
             eval_dataset = self.prepared["eval"].dataset
         self.on_data_prepared(train_dataset, args)
         self.target_names = self._target_names()
-        self.token_rewards: TokenRewardCapture | None = None
+        self.read_rewards = reward_reader(model)  # at the positions the data names, padded or packed
         if data_collator is None:
-            data_collator, self.token_rewards = default_collator(model, processing_class, args, self.target_names)
+            data_collator = default_collator(model, processing_class, args, self.target_names)
         super().__init__(
             model=model,
             args=args,
@@ -208,7 +218,7 @@ class RewardTrainer(ExportingMixin, SafeCheckpointsMixin, Trainer):
 
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
-            self._signature_columns = [PROMPT_IDS, RESPONSE_IDS, ROW, LENGTH, *self.target_names]
+            self._signature_columns = [PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS, ROW, LENGTH, *self.target_names]
 
     def get_train_dataloader(self):
         """With `batch_tokens`, batches are built under a token budget; otherwise the Trainer's own loader."""
@@ -226,16 +236,15 @@ class RewardTrainer(ExportingMixin, SafeCheckpointsMixin, Trainer):
         return self.accelerator.prepare(loader)
 
     def compute_rewards(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One forward over every sequence of the batch; returns float32 rewards `[num_responses, num_labels]`.
+        """One forward over every sequence of the batch; returns float32 rewards `[num_positions, num_labels]`, in
+        row, response, position order (one position per response for outcome rewards).
 
-        Plain batches: the standard head reads each sequence at the last token that is not the pad token, which
-        the data pipeline guarantees is the last real token, so training scores equal a plain forward of the
-        export. Packed batches: the head's per-token output is read at each response's last token.
+        Padded and packed batches alike carry `reward_index`, the positions the data names
+        (`rm_trl.reward_reading`); for outcome rewards that is the token the standard head pools (the last real
+        token, which the data pipeline guarantees is not the pad token), so training equals a plain forward of
+        the export.
         """
-        if "reward_index" in inputs:
-            rewards = self.token_rewards(model, inputs)
-        else:
-            rewards = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+        rewards = self.read_rewards(model, inputs)
         if self.model.training and "token_counts" in inputs:
             real, padded = inputs["token_counts"].tolist()
             self._train_metrics["padding_fraction"].append(1.0 - real / max(padded, 1))
