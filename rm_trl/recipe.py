@@ -21,7 +21,7 @@ from .data.loading import load_train_eval
 from .diagnostics import diagnostic_callbacks
 from .errors import ConfigError, pop_debug_flag, run_entry_point, user_error_types
 from .modeling import load_reward_model
-from .trainers import TRAINERS
+from .trainers import FAMILIES
 from .trainers.base import RewardTrainer
 
 logger = logging.getLogger(__name__)
@@ -174,10 +174,10 @@ def main(family: str, argv: list[str] | None = None, default_config: str | None 
     """Entry point of `rm-trl train <family>` and the recipe scripts: parse, run, and report user errors as one
     message with exit status 1 (a traceback only with `--debug` or `RM_TRL_DEBUG=1`)."""
     argv, debug = pop_debug_flag(list(sys.argv[1:] if argv is None else argv))
-    if family not in TRAINERS:
-        print(f"rm-trl train: unknown family {family!r}; choose one of {sorted(TRAINERS)}", file=sys.stderr)
+    if family not in FAMILIES:
+        print(f"rm-trl train: unknown family {family!r}; choose one of {sorted(FAMILIES)}", file=sys.stderr)
         return 2
-    trainer_class = TRAINERS[family]
+    trainer_class = FAMILIES[family]
 
     def train() -> None:
         run(trainer_class, *parse(trainer_class.config_class, default_config, argv, family))

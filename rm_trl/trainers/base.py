@@ -43,6 +43,8 @@ from .guards import guard_nonfinite_loss, set_cpu_threads
 
 logger = logging.getLogger(__name__)
 
+FAMILIES: dict[str, type[RewardTrainer]] = {}  # family name -> trainer class, filled as trainer classes are defined
+
 
 class RewardTrainer(ExportingMixin, SafeCheckpointsMixin, Trainer):
     """Base class of the loss-family trainers; not used directly.
@@ -64,8 +66,11 @@ class RewardTrainer(ExportingMixin, SafeCheckpointsMixin, Trainer):
     loss_is_scaled_for_ga = False  # losses are means over the batch; Trainer divides by the accumulation steps
 
     def __init_subclass__(cls, **kwargs):
-        """Every family's `compute_loss` gets the non-finite-loss guard (see `nonfinite_loss`)."""
+        """A class that names its `family` registers it (`rm-trl train <family>`); every family's `compute_loss`
+        gets the non-finite-loss guard (see `nonfinite_loss`)."""
         super().__init_subclass__(**kwargs)
+        if "family" in cls.__dict__:
+            FAMILIES[cls.family] = cls
         if "compute_loss" in cls.__dict__:
             cls.compute_loss = guard_nonfinite_loss(cls.__dict__["compute_loss"])
 
