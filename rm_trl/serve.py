@@ -216,11 +216,14 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
                 raise RequestError(422, f"{key}[{i}] is not valid Unicode: {exc.reason}") from None
         return value
 
-    def same_length(key: str, values: list[str], other_key: str, others: list[str]) -> None:
-        if len(values) != len(others):
+    def texts_and_prompts(data: dict[str, Any], key: str) -> tuple[list[str], list[str] | None]:
+        """The request's texts under `key` and its optional `prompts`, one per text."""
+        texts, prompts = text_list(data, key), text_list(data, "prompts", required=False)
+        if prompts is not None and len(prompts) != len(texts):
             raise RequestError(
-                422, f"{key!r} has {len(values)} items but {other_key!r} has {len(others)}; give one per item"
+                422, f"'prompts' has {len(prompts)} items but {key!r} has {len(texts)}; give one per item"
             )
+        return texts, prompts
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> JSONResponse:
@@ -240,21 +243,13 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
 
     @app.post("/score")
     async def score(request: Request) -> dict[str, Any]:
-        data = await read_json(request)
-        responses = text_list(data, "responses")
-        prompts = text_list(data, "prompts", required=False)
-        if prompts is not None:
-            same_length("prompts", prompts, "responses", responses)
+        responses, prompts = texts_and_prompts(await read_json(request), "responses")
         rewards, empty = await score_items("responses", prompts or [""] * len(responses), responses)
         return {"rewards": rewards, "empty": empty}
 
     @app.post("/get_reward")
     async def get_reward(request: Request) -> dict[str, Any]:
-        data = await read_json(request)
-        queries = text_list(data, "query")
-        prompts = text_list(data, "prompts", required=False)
-        if prompts is not None:
-            same_length("prompts", prompts, "query", queries)
+        queries, prompts = texts_and_prompts(await read_json(request), "query")
         pairs = []
         for i, query in enumerate(queries):  # the generation follows its prompt when the query starts with it
             prompt = prompts[i] if prompts is not None and query.startswith(prompts[i]) else ""
