@@ -31,22 +31,16 @@ class TokenRewardCapture:
     def __init__(self, model):
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.head = base.score
-        self.output: torch.Tensor | None = None
-        self.active = False
-        self.handle = self.head.register_forward_hook(self._hook)
-
-    def _hook(self, module, args, output):
-        if self.active:
-            self.output = output
 
     def __call__(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        self.active = True
-        try:
+        captured: list[torch.Tensor] = []
+        handle = self.head.register_forward_hook(lambda module, args, output: captured.append(output))
+        try:  # the hook lives for this call only: readers never pile up hooks on a shared model
             extra = {"position_ids": inputs["position_ids"]} if "position_ids" in inputs else {}
             model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], **extra)
-            per_token = self.output  # [sequences, L, num_labels]
         finally:
-            self.active, self.output = False, None
+            handle.remove()
+        per_token = captured[-1]  # [sequences, L, num_labels]
         return per_token.reshape(-1, per_token.shape[-1])[inputs["reward_index"]]
 
 
