@@ -20,8 +20,17 @@ from .data.collators import RewardDataCollator
 from .data.converters import detect_format
 from .data.formats import SCHEMAS
 from .data.formats.pairwise import DEFAULT_TURN_MARKERS
-from .data.pipeline import PROMPT_IDS, RESPONSE_IDS, ROW, PreparedData, prepare_dataset, prepare_for_scoring
+from .data.pipeline import (
+    PROMPT_IDS,
+    RESPONSE_IDS,
+    REWARD_POSITIONS,
+    ROW,
+    PreparedData,
+    prepare_dataset,
+    prepare_for_scoring,
+)
 from .modeling import get_metadata, load_reward_model
+from .reward_reading import reward_reader
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +39,9 @@ DEFAULT_MAX_LENGTH = 2048
 
 @dataclass
 class ScoredData:
-    """Rewards for every kept row: `rewards[i]` is a `[K, num_labels]` array for `prepared.dataset[i]`."""
+    """Rewards for every kept row: `rewards[i]` is a `[positions, num_labels]` array for `prepared.dataset[i]`,
+    one entry per reward position of its responses in order (`reward_positions`; one per response for outcome
+    rewards, so `[K, num_labels]`)."""
 
     prepared: PreparedData
     rewards: list[np.ndarray]
@@ -41,8 +52,13 @@ class ScoredData:
         return self.prepared.dataset[ROW]
 
     def scalar_rewards(self) -> list[np.ndarray]:
-        """The first output per response (the reward a consumer reads), `[K]` per row."""
-        return [r[:, 0] for r in self.rewards]
+        """The reward a consumer reads per response, `[K]` per row: the first output at the response's last
+        reward position."""
+        out = []
+        for rewards, positions in zip(self.rewards, self.prepared.dataset[REWARD_POSITIONS]):
+            ends = np.cumsum([len(p) for p in positions]) - 1
+            out.append(rewards[ends, 0])
+        return out
 
 
 def length_sorted_batches(lengths: list[int], sizes: list[int], batch_tokens: int, max_rows: int) -> list[list[int]]:
@@ -109,6 +125,7 @@ class RewardScorer:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model.to(self.device)
         self.collator = RewardDataCollator(pad_token_id=tokenizer.pad_token_id)
+        self.read_rewards = reward_reader(self.model)  # at the rows' reward positions (`rm_trl.reward_reading`)
         stats = metadata.get("normalization") or {}
         self.shift, self.scale = 0.0, 1.0
         if normalize and stats.get("applied") == "stored":
@@ -163,7 +180,7 @@ class RewardScorer:
     @torch.no_grad()
     def score_prepared(self, prepared: PreparedData, progress: bool = False) -> ScoredData:
         data = prepared.dataset
-        prompts, responses = data[PROMPT_IDS], data[RESPONSE_IDS]
+        prompts, responses, positions = data[PROMPT_IDS], data[RESPONSE_IDS], data[REWARD_POSITIONS]
         lengths = [len(p) + max(len(r) for r in rs) for p, rs in zip(prompts, responses)]
         sizes = [len(rs) for rs in responses]
         batches = length_sorted_batches(lengths, sizes, self.batch_tokens, self.max_batch_rows)
@@ -174,21 +191,18 @@ class RewardScorer:
 
             iterator = tqdm(batches, desc="Scoring", unit="batch")
         for batch_rows in iterator:
-            examples = [{ROW: i, PROMPT_IDS: prompts[i], RESPONSE_IDS: responses[i]} for i in batch_rows]
-            batch = self.collator(examples)
-            logits = (
-                self.model(
-                    input_ids=batch["input_ids"].to(self.device), attention_mask=batch["attention_mask"].to(self.device)
-                )
-                .logits.float()
-                .cpu()
-                .numpy()
-            )
-            logits = (logits - self.shift) / self.scale
+            examples = [
+                {ROW: i, PROMPT_IDS: prompts[i], RESPONSE_IDS: responses[i], REWARD_POSITIONS: positions[i]}
+                for i in batch_rows
+            ]
+            batch = {k: v.to(self.device) for k, v in self.collator(examples).items()}
+            read = self.read_rewards(self.model, batch).float().cpu().numpy()
+            read = (read - self.shift) / self.scale
             start = 0
             for i in batch_rows:
-                rewards[i] = logits[start : start + sizes[i]]
-                start += sizes[i]
+                count = sum(len(p) for p in positions[i])
+                rewards[i] = read[start : start + count]
+                start += count
         return ScoredData(prepared=prepared, rewards=rewards)
 
     def score(self, dataset: Dataset, kind: str | None = None, progress: bool = False, **parse_options) -> ScoredData:
