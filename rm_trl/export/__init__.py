@@ -7,9 +7,9 @@
 - `exporters`: one exporter per target (plain sequence classification today);
 - `hub`: uploading the finished folder in one commit.
 
-The trainer calls this layer (`RewardTrainer.save_reward_model`); nothing here imports the trainers.
-`normalize` (which scores with `rm_trl.scoring`) is imported where it is used, not here, so that the scoring
-layer below can read `rm_trl.modeling.get_metadata` without loading the export layer.
+The trainer calls this layer (`RewardTrainer.save_reward_model`); nothing here imports the trainers. The layer
+sits above scoring (normalisation measures rewards with `RewardScorer`), which reads an export's metadata with
+`rm_trl.modeling.get_metadata`.
 """
 
 from .card import card_header, write_model_card
@@ -18,6 +18,7 @@ from .exporters import SequenceClassificationExporter
 from .folder import check_tokenizer_roundtrip, finish_export_folder, save_metrics
 from .heads import bake_normalization, fold_reward_head
 from .metadata import METADATA_KEY, get_metadata, is_hub_id, library_versions, reward_token_rule, training_metadata
+from .normalize import reward_normalizer
 
 __all__ = [
     "CONSUMERS",
@@ -32,6 +33,7 @@ __all__ = [
     "get_metadata",
     "is_hub_id",
     "library_versions",
+    "reward_normalizer",
     "reward_token_rule",
     "save_metrics",
     "training_metadata",

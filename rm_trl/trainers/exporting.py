@@ -16,6 +16,7 @@ from ..export import (
     METADATA_KEY,
     SequenceClassificationExporter,
     finish_export_folder,
+    reward_normalizer,
     training_metadata,
     write_model_card,
 )
@@ -45,11 +46,7 @@ class ExportingMixin:
 
     def exporter(self) -> SequenceClassificationExporter:
         """The main export's target: a plain sequence-classification checkpoint, normalised if asked."""
-        normalizer = None
-        if self.args.normalize_rewards:
-            from ..export.normalize import reward_normalizer
-
-            normalizer = reward_normalizer(self.processing_class, self.prepared)
+        normalizer = reward_normalizer(self.processing_class, self.prepared) if self.args.normalize_rewards else None
         return SequenceClassificationExporter(transform=self.export_transform, normalizer=normalizer)
 
     def save_reward_model(
