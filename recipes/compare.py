@@ -23,13 +23,13 @@ import time
 import yaml
 
 from rm_trl.data import load_data
+from rm_trl.data.formats import FORMATS
 from rm_trl.eval_report import fmt, write_eval_report
 from rm_trl.evaluation import evaluate_dataset
 from rm_trl.scoring import RewardScorer
 
 RECIPES_DIR = os.path.dirname(os.path.abspath(__file__))
 FAMILIES = ("pairwise", "pointwise", "listwise", "contrastive")
-HEADLINE = {"pairwise": "accuracy", "rated": "spearman", "ranked": "pair_accuracy"}
 
 
 def train(run: dict, base: dict, output_dir: str) -> dict:
@@ -162,7 +162,7 @@ def plot(rows: dict, path: str) -> None:
     if not rows:
         return
     kind = next(iter(rows.values()))["kind"]
-    metric = HEADLINE[kind]
+    metric = FORMATS[kind].headline  # each format names the metric that leads its comparisons
     names = list(rows)
     values = [rows[n]["metrics"].get(metric, float("nan")) for n in names]
     lows = [v - rows[n]["intervals"].get(metric, [v, v])[0] for n, v in zip(names, values)]

@@ -1,4 +1,4 @@
-"""Evaluate a saved reward model on any dataset (pairwise, rated or ranked), print the table, write the report.
+"""Evaluate a saved reward model on data of any registered format, print the table, write the report.
 
     python recipes/evaluate.py model=outputs/pairwise-demo data=data/demo/pairwise_test.jsonl
     python recipes/evaluate.py --model outputs/pointwise-wmt-mqm --data ../shared/data/wmt-mqm-ted/rated_ende_test.jsonl
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from rm_trl.data import load_data
+from rm_trl.data.formats import FORMATS
 from rm_trl.eval_report import metrics_table, subsets_table, write_eval_report
 from rm_trl.evaluation import evaluate_dataset
 from rm_trl.scoring import RewardScorer
@@ -26,7 +27,7 @@ class EvalArguments:
     data: str = field(metadata={"help": "Data to evaluate on: local file, folder or Hub dataset."})
     split: str = field(default="test", metadata={"help": "Split, for Hub datasets and DatasetDicts."})
     data_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
-    format: str = field(default="auto", metadata={"help": "pairwise, rated, ranked or auto (from the columns)."})
+    format: str = field(default="auto", metadata={"help": f"{', '.join(FORMATS)} or auto (from the columns)."})
     subset_column: str | None = field(default=None, metadata={"help": "Column naming each row's subset."})
     score_column: str = field(default="score", metadata={"help": "Gold score column of rated data."})
     output_dir: str | None = field(default=None, metadata={"help": "Where to write the report."})

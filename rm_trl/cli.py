@@ -1,4 +1,7 @@
-"""`rm-trl` command line: `rm-trl score` (JSONL in, JSONL out) and `rm-trl serve` (HTTP reward server)."""
+"""`rm-trl` command line: `rm-trl score` (JSONL in, JSONL out) and `rm-trl serve` (HTTP reward server).
+
+`rm-trl score` reads any registered feedback format (`rm_trl.data.formats.FORMATS`): `--format` choices and what it
+writes per row (`FeedbackFormat.write_scores`) come from the registry."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import argparse
 import contextlib
 import json
 import logging
-import math
 import os
 import sys
 
@@ -16,7 +18,7 @@ import numpy as np
 def score_main(args: argparse.Namespace) -> int:
     """Score every scorable row; each other row is written back unchanged with a `reward_error` naming the field.
     Exit 0 with counts on stderr; only an unreadable input file (or `--invalid_rows error`) is an error."""
-    from .data.converters import detect_format
+    from .data.formats import FORMATS, detect_format
     from .data.loading import load_data
     from .data.report import DataValidationError
     from .scoring import RewardScorer
@@ -42,13 +44,8 @@ def score_main(args: argparse.Namespace) -> int:
             rewards = by_row.get(index)
             if rewards is None:  # not scorable: kept in the output, marked with the reason
                 row["reward_error"] = prepared.not_kept.get(index, "not scored")
-            elif kind == "pairwise":
-                row["reward_chosen"], row["reward_rejected"] = float(rewards[0]), float(rewards[1])
-                row["preference_probability"] = 1.0 / (1.0 + math.exp(-(row["reward_chosen"] - row["reward_rejected"])))
-            elif kind == "ranked":
-                row["rewards"] = [float(r) for r in rewards]
             else:
-                row["reward"] = float(rewards[0])
+                FORMATS[kind].write_scores(row, rewards)
             out.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
     report = prepared.report
     print(f"scored {report.rows_out}/{report.rows_in} rows ({report.summary()}) -> {args.output}", file=sys.stderr)
@@ -106,6 +103,8 @@ def serve_main(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data.formats import FORMATS, join_or  # `rm-trl score` reads every format registered by now
+
     parser = argparse.ArgumentParser(
         prog="rm-trl", description="Train, score with, or serve an rm-trl reward model (--debug: tracebacks)."
     )
@@ -118,11 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch_tokens", type=int, default=16384, help="padded tokens per forward")
         p.add_argument("--trust_remote_code", action="store_true")
 
-    score = sub.add_parser("score", help="JSONL in -> JSONL out with rewards (pairwise, rated or ranked rows)")
+    score = sub.add_parser("score", help=f"JSONL in -> JSONL out with rewards ({join_or(list(FORMATS))} rows)")
     common(score)
     score.add_argument("--input", required=True, help="JSONL/JSON/CSV/Parquet file (or any rm-trl data source)")
     score.add_argument("--output", default="-", help="output JSONL file ('-' = stdout)")
-    score.add_argument("--format", default="auto", choices=("auto", "pairwise", "rated", "ranked"))
+    score.add_argument("--format", default="auto", choices=("auto", *FORMATS))
     score.add_argument("--max_length", type=int, default=None, help="default: the length the model trained with")
     score.add_argument(
         "--invalid_rows",
@@ -181,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TRAIN_USAGE = """usage: rm-trl train {pairwise,pointwise,listwise,contrastive} [--config CONFIG.yaml] [--FLAG VALUE ...]
+TRAIN_USAGE = """usage: rm-trl train {{{families}}} [--config CONFIG.yaml] [--FLAG VALUE ...]
 
 Train a reward model: the recipes' entry point (`recipes/<family>.py` in the repository), same flags, same YAML.
 `rm-trl train pairwise --help` lists every setting of that family."""
@@ -191,7 +190,9 @@ def train_main(argv: list[str]) -> int:
     from .recipe import main as recipe_main
 
     if not argv or argv[0] in ("-h", "--help"):
-        print(TRAIN_USAGE)
+        from .trainers import FAMILIES
+
+        print(TRAIN_USAGE.format(families=",".join(sorted(FAMILIES))))
         return 0 if argv else 2
     return recipe_main(argv[0], argv[1:])
 

@@ -1,4 +1,7 @@
-"""Evaluation reports: JSON for machines, Markdown for people, PNG plots where a picture says it faster."""
+"""Evaluation reports: JSON for machines, Markdown for people, PNG plots where a picture says it faster.
+
+What a report says about one format (notes on its metrics, the labels of its reward histogram) is declared with
+the format in the registry (`rm_trl.data.formats.FORMATS`); the plots follow the curves the evaluation returned."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .data.formats import FORMATS
 from .evaluation import EvalResult
 
 
@@ -58,11 +62,8 @@ def write_eval_report(result: EvalResult, output_dir: str, title: str = "Reward 
     ]
     if result.subsets:
         sections += ["## Per subset", subsets_table(result)]
-    if result.kind == "rated":
-        sections.append(
-            "MAE and RMSE are measured after an affine least-squares fit of the rewards to the scores "
-            "on the evaluated rows (`fit_slope`, `fit_intercept`)."
-        )
+    feedback_format = FORMATS.get(result.kind)
+    sections += feedback_format.report_notes if feedback_format else ()
     sections += [f"![{name}]({os.path.basename(path)})" for name, path in paths.items() if path.endswith(".png")]
     with open(paths["markdown"], "w", encoding="utf-8") as f:
         f.write("\n\n".join(sections) + "\n")
@@ -86,7 +87,8 @@ def write_plots(result: EvalResult, output_dir: str) -> dict[str, str]:
 
     if "chosen" in curves:
         fig, ax = plt.subplots(figsize=(5, 3.2))
-        labels = ("chosen", "rejected") if result.kind == "pairwise" else ("best-ranked", "others")
+        feedback_format = FORMATS.get(result.kind)
+        labels = feedback_format.histogram_labels if feedback_format else ("chosen", "rejected")
         bins = np.histogram_bin_edges(np.concatenate([curves["chosen"], curves["rejected"]]), bins=30)
         ax.hist(curves["chosen"], bins=bins, alpha=0.6, label=labels[0])
         ax.hist(curves["rejected"], bins=bins, alpha=0.6, label=labels[1])

@@ -17,8 +17,7 @@ import torch
 from datasets import Dataset
 
 from .data.collators import RewardDataCollator
-from .data.converters import detect_format
-from .data.formats import SCHEMAS
+from .data.formats import FORMATS, detect_format
 from .data.formats.pairwise import DEFAULT_TURN_MARKERS
 from .data.pipeline import (
     PROMPT_IDS,
@@ -147,13 +146,16 @@ class RewardScorer:
         return cls(model, tokenizer, **kwargs)
 
     def prepare(self, dataset: Dataset, kind: str | None = None, split: str = "eval", **parse_options) -> PreparedData:
+        """Validate and tokenize `dataset` for scoring in its format (detected from the columns by default), with
+        the format's score-time options (rated: a `score` column is read only when there is one)."""
         kind = kind or detect_format(dataset.column_names)
+        feedback_format = FORMATS[kind]
         parse_options.setdefault("turn_markers", DEFAULT_TURN_MARKERS)
-        if kind == "rated":  # scoring needs no gold score: score a column only when there is one
-            parse_options.setdefault("score_columns", tuple(c for c in ("score",) if c in dataset.column_names))
+        for name, value in feedback_format.score_options(dataset.column_names).items():
+            parse_options.setdefault(name, value)
         return prepare_dataset(
             dataset,
-            SCHEMAS[kind],
+            feedback_format.schema,
             self.tokenizer,
             split=split,
             max_length=self.max_length,

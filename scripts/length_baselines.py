@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from rm_trl.evaluation import correlation, pairwise_accuracy, ranked_group_metrics
+from rm_trl.metrics import correlation, pairwise_accuracy, ranked_group_metrics
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 TESTS = {

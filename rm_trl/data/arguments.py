@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .converters import PAIR_STRATEGIES
-from .formats import SCHEMAS
+from .formats import FORMATS
 
 
 def check_choices(settings, skip: frozenset[str] = frozenset()) -> None:
@@ -22,7 +22,7 @@ def check_choices(settings, skip: frozenset[str] = frozenset()) -> None:
             raise ValueError(f"{f.name}={getattr(settings, f.name)!r}; expected one of {tuple(choices)}")
 
 
-SOURCE_FORMATS = ("auto", *SCHEMAS)
+SOURCE_FORMATS = ("auto", *FORMATS)  # as registered when the data layer is imported
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from .formats import SCHEMAS, ChatRenderer, Layout, RowSchema
+from .formats import FORMATS, ChatRenderer, Layout, RowSchema
 from .formats.pairwise import DEFAULT_TURN_MARKERS
 from .report import DataReport, DataValidationError
 from .tokenize import (
@@ -197,7 +197,7 @@ def prepare_for_scoring(
         turn_markers = DEFAULT_TURN_MARKERS
     return prepare_dataset(
         dataset,
-        SCHEMAS[kind],
+        FORMATS[kind].schema,
         tokenizer,
         split="input",
         max_length=max_length,

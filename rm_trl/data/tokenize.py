@@ -17,13 +17,8 @@ from datasets import Dataset
 
 from .formats import Layout
 from .formats.common import response_field
+from .names import LENGTH, PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS, STATUS
 
-PROMPT_IDS = "prompt_ids"
-RESPONSE_IDS = "response_ids"
-# Per response, the token offsets (within its `response_ids`) where a reward is read: `rm_trl.reward_reading`.
-REWARD_POSITIONS = "reward_positions"
-LENGTH = "length"  # tokens of the row (prompt once + every response): what length-grouped batching sorts by
-STATUS = "_status"
 CHARS_PER_TOKEN = 64  # a token spans far fewer characters: a text cut to budget * 64 characters still overflows
 
 OK = "ok"

@@ -16,10 +16,9 @@ from datasets import Dataset
 
 from .columns import INVALID_CELLS, invalid_cells, source_of
 from .formats import ChatRenderer, Layout, ParsedRow, RowSchema
+from .names import PROBLEMS, ROW
 from .report import DataReport, DataValidationError, RowProblem
 
-ROW = "row"
-PROBLEMS = "_problems"
 MAX_PROBLEMS_SHOWN = 10
 POLICIES = ("error", "skip", "mark")
 

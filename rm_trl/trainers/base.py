@@ -20,7 +20,7 @@ from transformers.trainer_utils import EvalPrediction
 
 from ..checkpoints import SafeCheckpointsMixin
 from ..config import RewardConfig
-from ..data.formats import RowSchema
+from ..data.formats import FORMATS, RowSchema
 from ..data.overlap import check_eval_overlap
 from ..data.pipeline import (
     LENGTH,
@@ -149,8 +149,8 @@ class RewardTrainer(ExportingMixin, SafeCheckpointsMixin, Trainer):
         return 1
 
     def headline_metric(self) -> str:
-        """The evaluation metric a recipe prints first (without the `eval_` prefix)."""
-        return "accuracy"
+        """The evaluation metric a recipe prints first (without the `eval_` prefix): the format's headline."""
+        return FORMATS[self.schema.name].headline
 
     def parse_options(self, args: RewardConfig) -> dict[str, Any]:
         """Keyword options passed to the family's `RowSchema.detect` and `parse` (each takes what it needs)."""

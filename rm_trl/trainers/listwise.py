@@ -26,9 +26,6 @@ class ListwiseRewardTrainer(RewardTrainer):
     args: ListwiseRewardConfig
     row_unit = "ranked lists"
 
-    def headline_metric(self) -> str:
-        return "pair_accuracy"
-
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         rewards = self.compute_rewards(model, inputs)[:, 0]
         grouped, mask = pad_groups(rewards, inputs["group_sizes"])

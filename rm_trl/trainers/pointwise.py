@@ -42,8 +42,8 @@ class PointwiseRewardTrainer(RewardTrainer):
     def headline_metric(self) -> str:
         if self.args.loss_type == "bce":
             return "accuracy"
-        columns = self.args.score_columns
-        return "spearman" if len(columns) == 1 else f"spearman_{columns[0]}"
+        columns, headline = self.args.score_columns, super().headline_metric()
+        return headline if len(columns) == 1 else f"{headline}_{columns[0]}"
 
     def parse_options(self, args: PointwiseRewardConfig) -> dict[str, Any]:
         options = super().parse_options(args)

@@ -16,7 +16,6 @@ from ..report import DataValidationError, RowProblem
 
 KNOWN_ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 FLOAT32_MAX = 3.4028234663852886e38  # targets are float32 tensors: a larger value becomes inf and the loss NaN
-RESERVED_COLUMNS = frozenset({"row", "prompt_ids", "response_ids", "input_ids", "attention_mask", "group_sizes"})
 
 
 @dataclass(frozen=True)
@@ -115,10 +114,11 @@ def holds_messages(feature: Any, depth: int = 1) -> bool:
 
 
 def response_field(layout: Layout, k: int) -> str:
-    """The field holding response `k` of a parsed row, for messages."""
-    if layout.kind == "pairwise":
-        return ("chosen", "rejected")[k]
-    return "response" if layout.kind == "rated" else f"completions[{k}]"
+    """The field holding response `k` of a parsed row, for messages: as its format declares it (a schema no format
+    registers names a list of completions)."""
+    from . import FORMATS  # the registry is built from the format modules, which import this one
+
+    return FORMATS[layout.kind].response_field(k) if layout.kind in FORMATS else f"completions[{k}]"
 
 
 def check_text(row: int, name: str, value: Any, problems: list[RowProblem], allow_empty: bool = False) -> bool:

@@ -7,13 +7,20 @@ Layouts (detected from the column names and types):
 - conversational: the same with lists of `{"role", "content"}` messages, rendered with the tokenizer's chat
   template (the prompt with `add_generation_prompt=True`, each response as the rest of the conversation).
 - an optional numeric `margin` column (Llama 2's preference strength).
+
+`PAIRWISE_FORMAT` declares the rest for the registry: its columns, metrics (`rm_trl.metrics.pairwise`), and the
+`reward_chosen` / `reward_rejected` / `preference_probability` that `rm-trl score` writes.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from ...metrics import Evaluation, evaluate_pairs, pairwise_metrics
 from ..report import RowProblem
 from .common import (
     ChatRenderer,
@@ -28,6 +35,7 @@ from .common import (
     require_columns,
     without_nulls,
 )
+from .spec import ColumnSignature, FeedbackFormat, ScoredRows
 
 PAIRWISE = "pairwise"
 # Where the prompt ends in an implicit-prompt transcript (the `turn_markers` setting's default).
@@ -150,3 +158,31 @@ def parse_pairwise_row(
 
 
 PAIRWISE_SCHEMA = RowSchema(name=PAIRWISE, detect=detect_pairwise_layout, parse=parse_pairwise_row)
+
+
+def write_pair_scores(row: dict[str, Any], rewards: np.ndarray) -> None:
+    """Both rewards, and the Bradley-Terry probability that the chosen response is preferred."""
+    row["reward_chosen"], row["reward_rejected"] = float(rewards[0]), float(rewards[1])
+    row["preference_probability"] = 1.0 / (1.0 + math.exp(-(row["reward_chosen"] - row["reward_rejected"])))
+
+
+def evaluate_pairwise(scored: ScoredRows) -> Evaluation:
+    """Chosen and rejected rewards and lengths of the scored pairs, measured by `rm_trl.metrics.pairwise`."""
+    chosen = np.array([r[0] for r in scored.rewards])
+    rejected = np.array([r[1] for r in scored.rewards])
+    chosen_len = np.array([length[0] for length in scored.lengths])
+    rejected_len = np.array([length[1] for length in scored.lengths])
+    return evaluate_pairs(chosen, rejected, chosen_len, rejected_len)
+
+
+PAIRWISE_FORMAT = FeedbackFormat(
+    name=PAIRWISE,
+    schema=PAIRWISE_SCHEMA,
+    signatures=(ColumnSignature(frozenset({"chosen", "rejected"}), 10),),
+    columns_hint="chosen/rejected",
+    headline="accuracy",
+    metrics=pairwise_metrics,
+    evaluate=evaluate_pairwise,
+    write_scores=write_pair_scores,
+    response_field=("chosen", "rejected").__getitem__,
+)

@@ -6,6 +6,9 @@ K may vary from row to row. Ranks must be finite non-negative integers (numbers,
 with 0 present (the best) and at least two distinct values; a row whose completions are all tied teaches nothing and
 is invalid, and so is a row that gives the same completion two different ranks. Completions may be message lists
 (conversational). When scoring, ranks are not read and none of these training rules apply.
+
+Ranked rows convert to pairs (`ranked_to_pairwise`); `RANKED_FORMAT` declares that, its columns, metrics
+(`rm_trl.metrics.ranked`) and the `rewards` list that `rm-trl score` writes, for the registry.
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..report import RowProblem
+import numpy as np
+from datasets import Dataset
+
+from ...metrics import Evaluation, evaluate_rankings, ranked_metrics
+from ..report import DataValidationError, RowProblem
 from .common import (
     ChatRenderer,
     Layout,
@@ -27,10 +34,16 @@ from .common import (
     render_responses,
     require_columns,
 )
+from .pairwise import PAIRWISE
+from .spec import ColumnSignature, FeedbackFormat, ScoredRows
+
+if TYPE_CHECKING:
+    from ..arguments import DataArguments
 
 RANKED = "ranked"
 MAX_RANK = 2**24  # ranks are float32 targets: integers up to 2^24 stay exact
 _NONE = object()
+PAIR_STRATEGIES = ("all_pairs", "best_vs_worst", "adjacent")  # how ranked or rated groups become pairs
 
 
 def detect_ranked_layout(
@@ -122,3 +135,98 @@ def parse_ranked_row(
 
 
 RANKED_SCHEMA = RowSchema(name=RANKED, detect=detect_ranked_layout, parse=parse_ranked_row)
+
+
+def _pairs(ranks: Sequence[int], strategy: str) -> list[tuple[int, int]]:
+    """Index pairs (better, worse) of one ranked group."""
+    order = sorted(range(len(ranks)), key=lambda i: ranks[i])
+    if strategy == "all_pairs":
+        return [(i, j) for i in order for j in order if ranks[i] < ranks[j]]
+    if strategy == "best_vs_worst":
+        return [(order[0], order[-1])]
+    if strategy == "adjacent":
+        levels: list[int] = []
+        for i in order:
+            if not levels or ranks[i] != ranks[levels[-1]]:
+                levels.append(i)
+        return list(zip(levels, levels[1:]))
+    raise ValueError(f"unknown pair strategy {strategy!r}")
+
+
+def ranked_to_pairwise(
+    dataset: Dataset, strategy: str = "all_pairs", scores_column: str | None = "scores"
+) -> tuple[Dataset, dict[str, int]]:
+    """Pairs (chosen, rejected) from each ranked row; with a per-completion `scores` column, pairs carry a margin."""
+    use_scores = scores_column is not None and scores_column in dataset.column_names
+    rows, stats = [], {"groups": len(dataset), "all_tied": 0, "identical_text": 0}
+    for row in dataset:
+        ranks = row["ranks"]
+        if ranks is None or len(set(ranks)) < 2:
+            stats["all_tied"] += 1
+            continue
+        for better, worse in _pairs(ranks, strategy):
+            chosen, rejected = row["completions"][better], row["completions"][worse]
+            if chosen == rejected:
+                stats["identical_text"] += 1
+                continue
+            pair = {"prompt": row["prompt"], "chosen": chosen, "rejected": rejected}
+            if use_scores:
+                pair["margin"] = float(row[scores_column][better]) - float(row[scores_column][worse])
+            rows.append(pair)
+    stats["rows_out"] = len(rows)
+    if not rows:
+        raise DataValidationError(f"no pairs could be made from the ranked data: {stats}")
+    return Dataset.from_list(rows), stats
+
+
+def score_list_problems(dataset: Dataset) -> list[RowProblem]:
+    """Ranked rows may carry per-completion `scores` (they become pair margins): one finite number each."""
+    if "scores" not in dataset.column_names:
+        return []
+    problems = []
+    for index, (scores, completions) in enumerate(zip(dataset["scores"], dataset["completions"])):
+        k = len(completions) if isinstance(completions, list) else None
+        ok = isinstance(scores, list) and len(scores) == k
+        ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in scores)
+        if not ok:
+            message = f"expected {k} finite numbers, got {scores!r:.60}"
+            problems.append(RowProblem(index, "scores", "wrong_type", message))
+    return problems
+
+
+def _to_pairwise(dataset: Dataset, args: DataArguments) -> tuple[Dataset, dict[str, Any]]:
+    """The registry's ranked -> pairwise conversion, with the recipe's pair strategy."""
+    pairs, stats = ranked_to_pairwise(dataset, args.pair_strategy)
+    return pairs, {"strategy": args.pair_strategy, **stats}
+
+
+def write_list_scores(row: dict[str, Any], rewards: np.ndarray) -> None:
+    """`rm-trl score` output: one reward per completion, in their order."""
+    row["rewards"] = [float(r) for r in rewards]
+
+
+def evaluate_ranked(scored: ScoredRows) -> Evaluation:
+    """Each scored list with its gold ranks from the source data, measured by `rm_trl.metrics.ranked`."""
+    ranks = scored.raw["ranks"]
+    groups = [(rewards, np.asarray(ranks[int(row)], np.float64)) for rewards, row in zip(scored.rewards, scored.rows)]
+    return evaluate_rankings(groups, scored.lengths)
+
+
+RANKED_FORMAT = FeedbackFormat(
+    name=RANKED,
+    schema=RANKED_SCHEMA,
+    # completions without ranks are still ranked data, enough to score: tried after every other signature
+    signatures=(
+        ColumnSignature(frozenset({"completions", "ranks"}), 20),
+        ColumnSignature(frozenset({"completions"}), 90),
+    ),
+    columns_hint="completions/ranks",
+    headline="pair_accuracy",
+    metrics=ranked_metrics,
+    evaluate=evaluate_ranked,
+    write_scores=write_list_scores,
+    converters={PAIRWISE: _to_pairwise},
+    source_checks=score_list_problems,
+    response_field="completions[{}]".format,
+    histogram_labels=("best-ranked", "others"),
+)

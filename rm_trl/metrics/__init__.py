@@ -1,0 +1,57 @@
+"""Metrics computed from rewards: the one home of every metric of rm-trl, shared by training logs
+(`rm_trl.trainers`) and evaluation (`rm_trl.evaluation`), one module per feedback format.
+
+- `pairwise`: accuracy, margin and reward statistics (`pair_statistics`, behind both `pairwise_metrics` and
+  `evaluate_pairs`), calibration;
+- `rated`: correlations, errors, binary-label metrics, the affine-fit errors and same-prompt pairs of evaluation;
+- `ranked`: one pass over the lists (`list_statistics`) for pair and top-1 accuracy, NDCG and Kendall tau;
+- `common`: what they share (`correlation`, `bootstrap_interval`, `per_subset`, `length_bias`, `Evaluation`).
+
+Pure numpy / scipy (scikit-learn only for the affine fit of an evaluation); nothing here imports the rest of rm-trl,
+so the data layer's format registry (`rm_trl.data.formats`) names each format's metrics.
+"""
+
+from .common import (
+    BOOTSTRAP_SAMPLES,
+    Evaluation,
+    bootstrap_interval,
+    correlation,
+    correlations,
+    length_bias,
+    per_subset,
+)
+from .pairwise import (
+    CALIBRATION_BINS,
+    calibration,
+    evaluate_pairs,
+    pair_statistics,
+    pairwise_accuracy,
+    pairwise_metrics,
+)
+from .ranked import evaluate_rankings, ndcg, ranked_group_metrics, ranked_metrics
+from .rated import affine_fit_errors, binary_metrics, evaluate_ratings, rated_metrics, same_prompt_pairs
+
+__all__ = [
+    "BOOTSTRAP_SAMPLES",
+    "CALIBRATION_BINS",
+    "Evaluation",
+    "affine_fit_errors",
+    "binary_metrics",
+    "bootstrap_interval",
+    "calibration",
+    "correlation",
+    "correlations",
+    "evaluate_pairs",
+    "evaluate_rankings",
+    "evaluate_ratings",
+    "length_bias",
+    "ndcg",
+    "pair_statistics",
+    "pairwise_accuracy",
+    "pairwise_metrics",
+    "per_subset",
+    "ranked_group_metrics",
+    "ranked_metrics",
+    "rated_metrics",
+    "same_prompt_pairs",
+]
