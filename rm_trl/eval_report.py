@@ -106,18 +106,23 @@ def write_plots(result: EvalResult, output_dir: str) -> dict[str, str]:
         ax.set_ylabel("accuracy")
         ax.legend(fontsize=8)
         save(fig, "reliability")
+
+    def scatter(x, rewards, xlabel: str, spearman_key: str, name: str) -> None:
+        fig, ax = plt.subplots(figsize=(4, 3.4))
+        ax.scatter(x, rewards, s=6, alpha=0.4)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("reward")
+        ax.set_title(f"Spearman {result.metrics.get(spearman_key, float('nan')):.3f}", fontsize=9)
+        save(fig, name)
+
     if "gold" in curves:
-        fig, ax = plt.subplots(figsize=(4, 3.4))
-        ax.scatter(curves["gold"], curves["predicted"], s=6, alpha=0.4)
-        ax.set_xlabel("gold score")
-        ax.set_ylabel("reward")
-        ax.set_title(f"Spearman {result.metrics.get('spearman', float('nan')):.3f}", fontsize=9)
-        save(fig, "predicted_vs_gold")
+        scatter(curves["gold"], curves["predicted"], "gold score", "spearman", "predicted_vs_gold")
     if "lengths" in curves and len(curves["lengths"]):
-        fig, ax = plt.subplots(figsize=(4, 3.4))
-        ax.scatter(curves["lengths"], curves["rewards"], s=6, alpha=0.4)
-        ax.set_xlabel("response length (tokens)")
-        ax.set_ylabel("reward")
-        ax.set_title(f"Spearman {result.metrics.get('length_reward_spearman', float('nan')):.3f}", fontsize=9)
-        save(fig, "reward_vs_length")
+        scatter(
+            curves["lengths"],
+            curves["rewards"],
+            "response length (tokens)",
+            "length_reward_spearman",
+            "reward_vs_length",
+        )
     return paths
