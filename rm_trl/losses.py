@@ -175,20 +175,23 @@ class LossSpec:
 
     fn: Callable[..., torch.Tensor]
     options: Mapping[str, str] = field(default_factory=dict)
+    off_when_zero: frozenset[str] = frozenset()  # config fields whose 0.0 means "not in use" (left out of the record)
 
     def settings(self, config: Any) -> dict[str, Any]:
         """The function's keyword arguments read from `config`."""
         return {keyword: getattr(config, name) for keyword, name in self.options.items()}
 
     def describe(self, config: Any) -> dict[str, Any]:
-        """The config fields this loss reads, by config name, for the export's loss description (a float left at
-        0.0 is an option not in use and is left out)."""
+        """The config fields this loss reads, by config name, for the export's loss description (an option in
+        `off_when_zero` left at 0.0 is not in use and is left out)."""
         values = {name: getattr(config, name) for name in self.options.values()}
-        return {k: v for k, v in values.items() if not (isinstance(v, float) and v == 0.0)}
+        return {k: v for k, v in values.items() if not (k in self.off_when_zero and v == 0.0)}
 
 
 PAIRWISE_LOSS_FUNCTIONS: dict[str, LossSpec] = {
-    "bradley_terry": LossSpec(bradley_terry_loss, {"label_smoothing": "label_smoothing"}),
+    "bradley_terry": LossSpec(
+        bradley_terry_loss, {"label_smoothing": "label_smoothing"}, off_when_zero=frozenset({"label_smoothing"})
+    ),
     "hinge": LossSpec(pairwise_hinge_loss, {"hinge_margin": "hinge_margin"}),
 }
 LISTWISE_LOSS_FUNCTIONS: dict[str, LossSpec] = {

@@ -33,6 +33,10 @@ class TokenRewardCapture:
         self.head = base.score
 
     def __call__(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if "position_ids" not in inputs and one_reward_at_each_end(inputs):
+            # Outcome rewards in a padded batch are the token the standard head pools: the model's own logits, which
+            # also hold under nn.DataParallel, heads that score a pooled state, and a LoRA merged after set-up.
+            return model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
         captured: list[torch.Tensor] = []
         handle = self.head.register_forward_hook(lambda module, args, output: captured.append(output))
         try:  # the hook lives for this call only: readers never pile up hooks on a shared model
@@ -40,8 +44,28 @@ class TokenRewardCapture:
             model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], **extra)
         finally:
             handle.remove()
-        per_token = captured[-1]  # [sequences, L, num_labels]
+        per_token = captured[-1] if captured else None  # [sequences, L, num_labels]
+        if per_token is None or per_token.dim() != 3 or per_token.shape[:2] != inputs["input_ids"].shape:
+            raise ValueError(
+                "rewards at several positions per sequence (packed rows, step rewards) need the model's `score` head "
+                "to score every token in this forward; it did not (a head on a pooled state, or the model changed "
+                "after the reader was built)"
+            )
         return per_token.reshape(-1, per_token.shape[-1])[inputs["reward_index"]]
+
+
+def one_reward_at_each_end(inputs: dict[str, torch.Tensor]) -> bool:
+    """Whether a padded batch asks for exactly one reward per sequence, at its last real token (outcome rewards;
+    a batch from a collator that names no positions counts as such)."""
+    index = inputs.get("reward_index")
+    if index is None:
+        return True
+    sequences, length = inputs["input_ids"].shape
+    mask = inputs["attention_mask"]
+    if mask.dim() != 2 or index.shape[0] != sequences:
+        return False
+    last = mask.sum(dim=1) - 1 + torch.arange(sequences, device=mask.device) * length
+    return torch.equal(index.to(last.device), last)
 
 
 class PooledRewardReader:
@@ -50,16 +74,12 @@ class PooledRewardReader:
     def __call__(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         if "position_ids" in inputs:
             raise ValueError("packed batches need a model whose head scores every token (a decoder)")
-        input_ids = inputs["input_ids"]
-        sequences, length = input_ids.shape
-        index = inputs["reward_index"]
-        last = inputs["attention_mask"].sum(dim=1) - 1 + torch.arange(sequences, device=index.device) * length
-        if index.shape[0] != sequences or not torch.equal(index.to(last.device), last):
+        if not one_reward_at_each_end(inputs):
             raise ValueError(
                 "this model pools one state per sequence (e.g. BERT's [CLS]): it reads one reward per sequence, at "
                 "its end; rewards at other positions (step rewards) need a decoder whose head scores every token"
             )
-        return model(input_ids=input_ids, attention_mask=inputs["attention_mask"]).logits
+        return model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
 
 
 def reward_reader(model) -> TokenRewardCapture | PooledRewardReader:

@@ -69,7 +69,7 @@ class PreparedData:
 
 
 def is_prepared(dataset: Dataset) -> bool:
-    return {PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS} <= set(dataset.column_names)
+    return {PROMPT_IDS, RESPONSE_IDS} <= set(dataset.column_names)  # without positions: the outcome rule
 
 
 def prepare_dataset(
