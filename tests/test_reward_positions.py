@@ -121,3 +121,14 @@ def test_trainer_reads_padded_and_packed_batches_alike(tiny_llama, tmp_path):
         with torch.no_grad():
             rewards[packing] = trainer.compute_rewards(trainer.model.eval(), batch)
     torch.testing.assert_close(rewards[True], rewards[False], atol=TOL, rtol=0)
+
+
+def test_a_batch_naming_no_positions_reads_outcome_rewards(llama_tokenizer):
+    """A user's own collator may give no `reward_index`: the reward is then the standard head's pooled one."""
+    model = make_tiny_llama(llama_tokenizer)
+    setup_pad_token(model, llama_tokenizer)
+    batch = RewardDataCollator(pad_token_id=llama_tokenizer.pad_token_id)(example_rows(llama_tokenizer))
+    with torch.no_grad():
+        pooled = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        del batch["reward_index"]
+        assert torch.equal(reward_reader(model)(model, batch), pooled)
