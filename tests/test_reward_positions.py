@@ -78,15 +78,18 @@ def test_several_positions_per_response_equal_separate_forwards(llama_tokenizer,
     torch.testing.assert_close(read, per_token_reference(model, rows), atol=TOL, rtol=0)
 
 
-def test_padded_decoder_read_is_the_standard_heads_pooled_reward(llama_tokenizer):
-    """For outcome positions, reading at `reward_index` is bit-for-bit the token the standard head pools."""
+@pytest.mark.parametrize("names_positions", [True, False], ids=["reward_index", "no_reward_index"])
+def test_padded_decoder_read_is_the_standard_heads_pooled_reward(llama_tokenizer, names_positions):
+    """For outcome positions, and for a user's collator that names none, the reward read is bit-for-bit the token
+    the standard head pools."""
     model = make_tiny_llama(llama_tokenizer)
     setup_pad_token(model, llama_tokenizer)
     batch = RewardDataCollator(pad_token_id=llama_tokenizer.pad_token_id)(example_rows(llama_tokenizer))
     with torch.no_grad():
         pooled = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        read = reward_reader(model)(model, batch)
-    assert torch.equal(read, pooled)
+        if not names_positions:
+            del batch["reward_index"]
+        assert torch.equal(reward_reader(model)(model, batch), pooled)
 
 
 def test_pooled_encoder_reads_one_reward_per_sequence_and_refuses_more(minilm_path):
@@ -121,14 +124,3 @@ def test_trainer_reads_padded_and_packed_batches_alike(tiny_llama, tmp_path):
         with torch.no_grad():
             rewards[packing] = trainer.compute_rewards(trainer.model.eval(), batch)
     torch.testing.assert_close(rewards[True], rewards[False], atol=TOL, rtol=0)
-
-
-def test_a_batch_naming_no_positions_reads_outcome_rewards(llama_tokenizer):
-    """A user's own collator may give no `reward_index`: the reward is then the standard head's pooled one."""
-    model = make_tiny_llama(llama_tokenizer)
-    setup_pad_token(model, llama_tokenizer)
-    batch = RewardDataCollator(pad_token_id=llama_tokenizer.pad_token_id)(example_rows(llama_tokenizer))
-    with torch.no_grad():
-        pooled = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        del batch["reward_index"]
-        assert torch.equal(reward_reader(model)(model, batch), pooled)

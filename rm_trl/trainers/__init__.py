@@ -13,11 +13,9 @@ from .pointwise import PointwiseRewardTrainer
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-TRAINERS = FAMILIES  # the same registry, under its earlier name
 
 __all__ = [
     "FAMILIES",
-    "TRAINERS",
     "ContrastiveRewardTrainer",
     "ListwiseRewardTrainer",
     "PairwiseRewardTrainer",
