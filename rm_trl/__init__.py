@@ -14,8 +14,9 @@ from .config import (  # noqa: E402
     PointwiseRewardConfig,
     RewardConfig,
 )
+from .config_stepwise import StepwiseRewardConfig  # noqa: E402
 from .data import DataArguments, DataValidationError, load_data, prepare_dataset  # noqa: E402
-from .modeling import load_reward_model, setup_pad_token  # noqa: E402
+from .modeling import ensure_step_separator, load_reward_model, setup_pad_token  # noqa: E402
 from .trainers import (  # noqa: E402
     ContrastiveRewardTrainer,
     ListwiseRewardTrainer,
@@ -23,6 +24,7 @@ from .trainers import (  # noqa: E402
     PointwiseRewardTrainer,
     RewardTrainer,
 )
+from .trainers.stepwise import StepwiseRewardTrainer  # noqa: E402
 
 __all__ = [
     "ContrastiveRewardConfig",
@@ -37,7 +39,10 @@ __all__ = [
     "PointwiseRewardTrainer",
     "RewardConfig",
     "RewardTrainer",
+    "StepwiseRewardConfig",
+    "StepwiseRewardTrainer",
     "__version__",
+    "ensure_step_separator",
     "load_data",
     "load_reward_model",
     "prepare_dataset",

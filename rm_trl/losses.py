@@ -168,6 +168,83 @@ def info_nce_loss(
     return -torch.log_softmax(logits, dim=1)[:, 0].mean()
 
 
+# ----- stepwise (process rewards): a logit at every step ----------------------------------------------------------
+# Every stepwise loss takes the flat step logits `[P]`, their labels `[P]` (1 / 0, soft in [0, 1], NaN = masked: no
+# loss, no gradient) and `position_counts` `[R]` (steps per solution, in order), as the collators lay them out.
+def step_bce_loss(logits: torch.Tensor, labels: torch.Tensor, position_counts: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of every labelled step against its label (hard or soft), averaged over the labelled
+    steps of the batch (a long solution weighs more than a short one, as in TRL's PRM training)."""
+    return binary_cross_entropy_loss(logits, labels)
+
+
+def last_step_loss(logits: torch.Tensor, labels: torch.Tensor, position_counts: torch.Tensor) -> torch.Tensor:
+    """Outcome supervision from step data: binary cross-entropy of each solution's last labelled step only,
+    averaged over the solutions that have one."""
+    grouped_logits, _ = pad_groups(logits, position_counts)
+    grouped_labels, _ = pad_groups(labels, position_counts, fill=float("nan"))
+    labelled = ~torch.isnan(grouped_labels)
+    positions = torch.arange(labelled.shape[1], device=labels.device).expand_as(labelled)
+    last = torch.where(labelled, positions, -1).max(dim=1).values  # [R], -1: no labelled step
+    keep = last >= 0
+    index = last.clamp(min=0)[:, None]
+    chosen_logits = grouped_logits.gather(1, index)[:, 0]
+    chosen_labels = torch.where(keep, grouped_labels.gather(1, index)[:, 0], float("nan"))
+    return binary_cross_entropy_loss(chosen_logits, chosen_labels)
+
+
+def pqm_loss(
+    logits: torch.Tensor, labels: torch.Tensor, position_counts: torch.Tensor, margin: float = 4.0
+) -> torch.Tensor:
+    r"""The comparative loss of Process Q-value Models (Li & Li, "Process Reward Model with Q-Value Rankings",
+    arXiv:2410.11287, ICLR 2025), its practical form (the paper's Eq. 10), with margin `margin` (zeta).
+
+    A step's logit is its Q-value (the paper's Q = sigmoid^-1 of the probability that the trajectory ends
+    correct). Within one solution, with its correct steps `c_1 .. c_|C|` in step order, its wrong steps `W`, and
+    `c_0` the question alone with `Q_{c_0} = 0`:
+
+        L = -1/n * sum_{t} log( exp(Q_{c_t}) / (sum_{q=0..t} exp(Q_{c_q}) + sum_{w in W} exp(Q_w + zeta)) )
+
+    over `t = 1 .. |C|`, plus `t = 0` when `W` is not empty; `n` counts those terms. It asks that Q-values rise
+    along the correct steps and that every wrong step sit at least `zeta` below every correct one (and below the
+    question). Solutions average their terms; the batch averages its solutions.
+
+    Source: the paper's Eq. 10 as the authors' released code implements it (github.com/WindyLee0822/Process_Q_Model,
+    `train_main.py`, `ranking_loss`, whose README names it "the practical version as in Eq.10"; loss type `rank`,
+    `--zeta` default 4; the released checkpoints use zeta 2 and 4, the default here is 4). The paper's own text was
+    not retrievable while this was written: the equation above is reconstructed from that code and the paper's
+    description, with two deliberate differences from the code: the code's denominator counts `exp(Q_{c_t})`
+    twice for a correct step that is not the solution's first step (a cumulative-sum off-by-one; here every term
+    is a proper softmax over `{c_0..c_t} + W`), and it adds 1e-5 inside the log (here a log-sum-exp, exact).
+
+    Edge cases: a solution with no wrong step keeps only the rising-correct terms; one with no correct step keeps
+    only `t = 0` (the question above every wrong step); masked (NaN) steps are in neither set; a solution with no
+    labelled step is left out (a batch with none gives a zero loss that keeps the graph). Soft labels are
+    thresholded: >= 0.5 correct.
+    """
+    q, _ = pad_groups(logits, position_counts)  # [R, K]
+    grouped_labels, _ = pad_groups(labels, position_counts, fill=float("nan"))
+    labelled = ~torch.isnan(grouped_labels)
+    correct = labelled & (grouped_labels >= 0.5)
+    wrong = labelled & (grouped_labels < 0.5)
+    k = q.shape[1]
+    scores = q + margin * wrong.to(q.dtype)  # exp(Q_w + zeta) for wrong steps
+    earlier = torch.ones(k, k, dtype=torch.bool, device=q.device).tril()  # [t, j]: j <= t
+    in_denominator = (correct[:, None, :] & earlier[None]) | wrong[:, None, :]  # [R, t, j]
+    masked = scores[:, None, :].expand(-1, k, -1).masked_fill(~in_denominator, float("-inf"))
+    start = q.new_zeros(q.shape[0], k, 1)  # exp(Q_{c_0}) = exp(0), in every denominator
+    correct_terms = torch.logsumexp(torch.cat([start, masked], dim=2), dim=2) - q  # [R, K]
+    question_term = torch.logsumexp(
+        torch.cat([start[:, 0], scores.masked_fill(~wrong, float("-inf"))], dim=1), dim=1
+    )  # [R]: -log(exp(0) / (exp(0) + sum_w exp(Q_w + zeta)))
+    has_wrong = wrong.any(dim=1)
+    total = torch.where(correct, correct_terms, 0.0).sum(dim=1) + torch.where(has_wrong, question_term, 0.0)
+    terms = correct.sum(dim=1) + has_wrong.long()
+    kept = terms > 0
+    if not kept.any():
+        return logits.sum() * 0.0
+    return (total[kept] / terms[kept]).mean()
+
+
 # ----- registries: loss_type -> function ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LossSpec:
@@ -207,4 +284,9 @@ POINTWISE_LOSS_FUNCTIONS: dict[str, LossSpec] = {
 CONTRASTIVE_LOSS_FUNCTIONS: dict[str, LossSpec] = {
     "infonce": LossSpec(info_nce_loss, {"temperature": "temperature", "in_batch_negatives": "in_batch_negatives"}),
     "margin_ranking": LossSpec(pairwise_hinge_loss, {"hinge_margin": "ranking_margin"}),
+}
+STEPWISE_LOSS_FUNCTIONS: dict[str, LossSpec] = {
+    "step_bce": LossSpec(step_bce_loss),
+    "last_step": LossSpec(last_step_loss),
+    "pqm": LossSpec(pqm_loss, {"margin": "pqm_margin"}),
 }

@@ -104,6 +104,45 @@ def setup_pad_token(model: PreTrainedModel, tokenizer, pad_token: str | None = N
     return action
 
 
+def _is_one_token(tokenizer, text: str) -> int | None:
+    """The id of `text` when the tokenizer keeps it as one token, alone and between words; else None."""
+    alone = tokenizer(text, add_special_tokens=False)["input_ids"]
+    between = tokenizer(f"a b{text}c d", add_special_tokens=False)["input_ids"]
+    return alone[0] if len(alone) == 1 and between.count(alone[0]) == 1 else None
+
+
+def ensure_step_separator(model: PreTrainedModel, tokenizer, separator: str) -> int:
+    """Make the step separator ONE token of the tokenizer and return its id (`docs/process_rewards.md`).
+
+    A tokenizer that already keeps it as one token (alone and between words) is left as it is. Otherwise it is
+    added as a special token (never split, never merged with its neighbours), the embedding matrix grows when the
+    new id lies beyond it, and the new row is set to the mean of the existing token embeddings (a neutral start,
+    not a random vector). Call it before LoRA is applied: the grown embedding then belongs to the base weights, so
+    the merged export (and the tokenizer saved with it) carry the separator; the row itself is not trained under
+    LoRA. Idempotent.
+    """
+    if not isinstance(separator, str) or not separator:
+        raise ValueError(f"step_separator={separator!r} must be a non-empty text")
+    token_id = _is_one_token(tokenizer, separator)
+    if token_id is not None:
+        return token_id
+    known = len(tokenizer)
+    tokenizer.add_tokens([separator], special_tokens=True)  # never split nor merged; the other special tokens stay
+    token_id = tokenizer.convert_tokens_to_ids(separator)
+    embeddings = model.get_input_embeddings()
+    rows = embeddings.weight.shape[0]
+    if token_id >= rows:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        embeddings = model.get_input_embeddings()
+    with torch.no_grad():
+        weight = embeddings.weight
+        weight[token_id] = weight[: min(known, rows)].float().mean(dim=0).to(weight.dtype)
+    if _is_one_token(tokenizer, separator) != token_id:
+        raise ValueError(f"the step separator {separator!r} could not be made one token of this tokenizer")
+    logger.info("step separator %r added as a special token (id %d, mean embedding)", separator, token_id)
+    return token_id
+
+
 def load_tokenizer(name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False):
     path = resolve_model_path(name_or_path)
     with _explained_load_errors(path):

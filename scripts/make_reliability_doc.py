@@ -30,6 +30,8 @@ that field. Cases named `rm-trl score: ...` are prepared as `rm-trl score` prepa
 scored is scored, each other row is written back unchanged with a `reward_error` naming the field (exit status 0),
 and rules that only matter for training (ties, identical responses, duplicates, targets) do not apply. Cases named
 `<format> -> pairwise: ...` are validated in their source format before conversion, under the same `invalid_rows`.
+Stepwise rows (process supervision) are prepared with a decoder tokenizer holding the step separator `<|step|>`;
+Math-Shepherd and PRM800K rows are converted to stepwise rows first (validated in their source format).
 
 | format | case | what happens |
 |---|---|---|
@@ -165,6 +167,7 @@ def describe(outcome: str, detail) -> str:
         ("truncated", "truncated"),
         ("dropped", "dropped"),
         ("flagged_kept", "flagged"),
+        ("steps_dropped", "steps dropped (stepwise rows kept with fewer steps)"),
     ):
         if detail.get(key):
             parts.append(label + " " + ", ".join(f"{k}={v}" for k, v in detail[key].items()))

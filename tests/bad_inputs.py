@@ -6,6 +6,7 @@ runs the same cases and writes `docs/reliability.md` from what actually happened
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -29,6 +30,10 @@ C = {
     "rejected": [{"role": "assistant", "content": "a bad answer"}],
 }
 LONG = "Q " + "word " * 200
+SEP = "<|step|>"  # stepwise rows: the tokenizer gets it as a special token, as the stepwise trainer adds it
+S = {"prompt": "Q?", "completions": [" step one.", " step two."], "labels": [True, False]}
+MS = {"input": "Q? Step 1: one. ки Step 2: two. ки", "label": "Q? Step 1: one. + Step 2: two. -"}
+PRM = {"prompt": "Q?", "completions": [" step one.", " step two."], "ratings": [1, -1]}
 
 
 @dataclass
@@ -50,7 +55,15 @@ class Case:
 
 
 def good(fmt: str) -> dict:
-    return {"pairwise": P, "rated": R, "ranked": K, "conversational": C}[fmt]
+    return {
+        "pairwise": P,
+        "rated": R,
+        "ranked": K,
+        "conversational": C,
+        "stepwise": S,
+        "math_shepherd": MS,
+        "prm800k": PRM,
+    }[fmt]
 
 
 def with_row(fmt: str, bad: dict, drop: tuple[str, ...] = ()) -> list[dict]:
@@ -330,6 +343,144 @@ CASES += [
     ),
 ]
 
+# stepwise rows (process supervision, docs/process_rewards.md): each problem names the row and the step
+LONG_STEPS = {"prompt": "Q?", "completions": [f" step {i} is a fine step." for i in range(12)], "labels": [True] * 12}
+CASES += [
+    Case(
+        "missing column 'labels'",
+        "stepwise",
+        [{"prompt": "Q?", "completions": [" a."]}],
+        expect=("error", "missing ['labels']"),
+    ),
+    Case(
+        "empty step",
+        "stepwise",
+        with_row("stepwise", {"completions": [" a.", " "]}),
+        expect=("error", "row 1, field 'completions[1]': step is empty"),
+    ),
+    Case(
+        "empty step, skip policy",
+        "stepwise",
+        with_row("stepwise", {"completions": ["", " b."]}),
+        {"invalid_rows": "skip"},
+        expect=("ok", {"skipped_invalid": {"empty": 1}, "rows_out": 1}),
+    ),
+    Case(
+        "step text holding the step separator",
+        "stepwise",
+        with_row("stepwise", {"completions": [f" a{SEP}b", " c."]}),
+        expect=("error", "row 1, field 'completions[0]': step contains the step separator"),
+    ),
+    Case(
+        "a step that is not text in a file",
+        "stepwise",
+        file_bytes=(json.dumps(S) + "\n" + json.dumps({**S, "completions": [" a.", 7]}) + "\n").encode(),
+        expect=("error", "row 1, field 'completions'"),
+    ),
+    Case(
+        "label count differs from step count",
+        "stepwise",
+        with_row("stepwise", {"labels": [True]}),
+        expect=("error", "row 1, field 'labels': 1 labels for 2 steps"),
+    ),
+    Case(
+        "label that is not a bool, a number in [0, 1] or null",
+        "stepwise",
+        with_row("stepwise", {"labels": [1.0, 2.0]}),
+        expect=("error", "row 1, field 'labels[1]': expected true / false, a number in [0, 1] or null"),
+    ),
+    Case(
+        "label that is text, in a file",
+        "stepwise",
+        file_bytes=(json.dumps(S) + "\n" + json.dumps({**S, "labels": ["yes", "no"]}) + "\n").encode(),
+        expect=("error", "row 1, field 'labels"),
+    ),
+    Case(
+        "every step masked (null)",
+        "stepwise",
+        with_row("stepwise", {"labels": [None, None]}),
+        expect=("error", "row 1, field 'labels': every step is masked"),
+    ),
+    Case(
+        "label after the first error, after_first_error=error",
+        "stepwise",
+        with_row("stepwise", {"labels": [False, True]}),
+        {"after_first_error": "error"},
+        expect=("error", "row 1, field 'labels[1]': step 1 is labelled after the first error (step 0)"),
+    ),
+    Case(
+        "steps after the first error, after_first_error=truncate",
+        "stepwise",
+        with_row("stepwise", {"labels": [False, True]}),
+        {"after_first_error": "truncate"},
+        expect=("ok", {"steps_dropped": {"after_first_error": 1}, "rows_out": 2}),
+    ),
+    Case(
+        "over-length row: whole steps dropped from the end",
+        "stepwise",
+        [S, LONG_STEPS],
+        {"max_length": 48},
+        expect=("ok", {"truncated": {"steps_dropped": 1}, "steps_dropped": {"overlength": 7}, "rows_out": 2}),
+    ),
+    Case(
+        "over-length row where not even one step fits",
+        "stepwise",
+        with_row("stepwise", {"prompt": LONG}),
+        {"max_length": 48},
+        expect=("ok", {"dropped": {"overlength": 1}, "rows_out": 1}),
+    ),
+    Case(
+        "over-length row where not even one step fits, error policy",
+        "stepwise",
+        with_row("stepwise", {"prompt": LONG}),
+        {"max_length": 48, "truncation": "error"},
+        expect=("error", "do not fit in max_length=48"),
+    ),
+    Case("duplicate rows", "stepwise", [S, S, S], expect=("ok", {"flagged_kept": {"duplicate": 2}})),
+    Case(
+        "the same steps with different labels",
+        "stepwise",
+        with_row("stepwise", {"labels": [True, True]}),
+        expect=("ok", {"flagged_kept": {"conflicting": 2}, "rows_out": 2}),
+    ),
+    Case(
+        "Math-Shepherd label text differing from the input",
+        "stepwise",
+        [MS, {**MS, "label": MS["label"].replace("two.", "2.")}],
+        convert_from="math_shepherd",
+        expect=("error", "row 1, field 'label (step 1)': the label text differs from the input"),
+    ),
+    Case(
+        "Math-Shepherd tag without a + / - label",
+        "stepwise",
+        [MS, {**MS, "label": MS["label"].replace("-", "?")}],
+        convert_from="math_shepherd",
+        expect=("error", "row 1, field 'label (step 1)': expected '+' or '-'"),
+    ),
+    Case(
+        "Math-Shepherd text after the last tag",
+        "stepwise",
+        [MS, {"input": MS["input"] + " Step 3: x.", "label": MS["label"] + " Step 3: x."}],
+        {"invalid_rows": "skip"},
+        convert_from="math_shepherd",
+        expect=("ok", {"converted": {"skipped_invalid": {"unlabelled_step": 1}}, "rows_out": 1}),
+    ),
+    Case(
+        "PRM800K rating outside -1 / 0 / 1",
+        "stepwise",
+        [PRM, {**PRM, "ratings": [1, 2]}],
+        convert_from="prm800k",
+        expect=("error", "row 1, field 'ratings[1]': expected a rating -1, 0, 1 or null"),
+    ),
+    Case(
+        "PRM800K neutral ratings, neutral_rating=masked (default)",
+        "stepwise",
+        [PRM, {**PRM, "ratings": [0, 0]}],
+        convert_from="prm800k",
+        expect=("error", "row 1, field 'labels': every step is masked"),
+    ),
+]
+
 
 def all_cases() -> list[Case]:
     """The whole matrix: the cases above, then those an outside tester reported (imported here: no cycle)."""
@@ -348,6 +499,10 @@ def run_case(case: Case, tokenizers: dict[str, Any]) -> tuple[str, Any]:
     prepare_options = {k: options.pop(k) for k in keys if k in options}
     kind = "pairwise" if case.format == "conversational" else case.format
     tokenizer = RecordingTokenizer(tokenizers["chat" if case.format == "conversational" else "plain"])
+    if kind == "stepwise":  # a decoder whose tokenizer holds the step separator, without EOS (the stepwise default)
+        inner = copy.deepcopy(tokenizers["chat"])
+        inner.add_special_tokens({"additional_special_tokens": [SEP]})
+        tokenizer = RecordingTokenizer(inner)
     max_length = prepare_options.get("max_length", 128)
     invalid_rows = prepare_options.get("invalid_rows", "error")
     detail: dict[str, Any] = {}
@@ -360,7 +515,7 @@ def run_case(case: Case, tokenizers: dict[str, Any]) -> tuple[str, Any]:
             empty = {k: [] for k in good(source)}
             dataset = Dataset.from_list(case.rows) if case.rows else Dataset.from_dict(empty)
         if case.convert_from:
-            args = DataArguments(train_data="x", source_format=case.convert_from)
+            args = DataArguments(train_data="x", source_format=case.convert_from, **options.pop("source", {}))
             dataset, detail["converted"] = convert_for(dataset, kind, args, invalid_rows=invalid_rows)
         if case.eval_rows is not None:
             dataset, detail["note"] = align_eval_targets(dataset, Dataset.from_list(case.eval_rows))
@@ -376,7 +531,7 @@ def run_case(case: Case, tokenizers: dict[str, Any]) -> tuple[str, Any]:
                 max_length=max_length,
                 truncation=prepare_options.get("truncation", "truncate_prompt"),
                 invalid_rows=invalid_rows,
-                append_eos=None,
+                append_eos=False if kind == "stepwise" else None,
                 duplicate_rows=prepare_options.get("duplicate_rows", "keep"),
                 conflicting_rows=prepare_options.get("conflicting_rows", "keep"),
                 parse_options={"turn_markers": ("\n\nAssistant:",), **options},

@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"data"},  # readers, formats, validation, tokenization, collation
     {"errors"},  # user-facing error types (some wrap the data layer's)
     {"modeling", "reward_reading", "packing", "checkpoints"},  # the model and how rewards are read
-    {"config"},  # training settings
+    {"config", "config_stepwise"},  # training settings
     {"scoring"},  # RewardScorer: the one scoring path
     {"export"},  # metadata, consumers, card, exporters, Hub upload
     {"evaluation", "eval_report"},  # metrics of scored data, reports

@@ -60,7 +60,7 @@ def fake_scores(kind: str, seed: int = 0) -> ScoredRows:
 
 # ----- (a) the built-in formats, read from the registry ---------------------------------------------------------------
 def test_registry_lists_the_built_in_formats():
-    assert list(FORMATS) == ["pairwise", "rated", "ranked"]
+    assert list(FORMATS) == ["pairwise", "rated", "ranked", "stepwise", "math_shepherd", "prm800k"]
     assert SOURCE_FORMATS == ("auto", *FORMATS)
     assert dict(SCHEMAS) == {name: f.schema for name, f in FORMATS.items()}
 
@@ -79,7 +79,8 @@ def test_detection_priorities_are_kept():
         detect_format(["x", "y"])
     assert str(error.value) == (
         "cannot tell the data format from the columns ['x', 'y']: expected chosen/rejected (pairwise), "
-        "completions/ranks (ranked) or response + score (rated)"
+        "completions/ratings or question/label (prm800k), completions/labels (stepwise), input/label with step tags "
+        "(math_shepherd), completions/ranks (ranked) or response + score (rated)"
     )
 
 

@@ -61,7 +61,7 @@ def test_bad_input_matrix(case, tokenizers):
 
 def test_the_matrix_covers_every_format_and_kind():
     formats = {c.format for c in CASES}
-    assert formats == {"pairwise", "rated", "ranked", "conversational"}
+    assert formats == {"pairwise", "rated", "ranked", "stepwise", "conversational"}
     assert len(CASES) >= 100
     assert all(c.expect[0] in ("ok", "error") for c in CASES)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from .converters import PAIR_STRATEGIES
 from .formats import FORMATS
+from .formats.step_sources import DEFAULT_STEP_TAG, NEUTRAL_RATINGS
 
 
 def check_choices(settings, skip: frozenset[str] = frozenset()) -> None:
@@ -54,7 +55,7 @@ class DataArguments:
         default="auto",
         metadata={
             "help": "Format of the data files (auto: from the columns). When it differs from the recipe's, the "
-            "data is converted: rated -> pairwise / ranked, ranked -> pairwise.",
+            "data is converted: rated -> pairwise / ranked, ranked -> pairwise, math_shepherd / prm800k -> stepwise.",
             "choices": list(SOURCE_FORMATS),
         },
     )
@@ -70,10 +71,28 @@ class DataArguments:
         default=0.0, metadata={"help": "Ratings closer than this are a tie when converting rated data."}
     )
 
+    step_tag: str = field(
+        default=DEFAULT_STEP_TAG,
+        metadata={"help": "Math-Shepherd data: the tag after each step of `input` (`+` / `-` in `label`)."},
+    )
+    neutral_rating: str = field(
+        default="masked",
+        metadata={
+            "help": "PRM800K data: what a step rating of 0 becomes: masked (no loss), positive or negative.",
+            "choices": list(NEUTRAL_RATINGS),
+        },
+    )
+
+    def source_options(self) -> dict[str, str]:
+        """The settings a source format's rows are read with (validation and conversion alike)."""
+        return {"step_tag": self.step_tag, "neutral_rating": self.neutral_rating}
+
     def __post_init__(self):
         if self.eval_fraction and not 0.0 < self.eval_fraction < 1.0:
             raise ValueError(f"eval_fraction={self.eval_fraction} must be in (0, 1)")
         for name in ("max_train_samples", "max_eval_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1 (leave it unset for all rows)")
+        if not self.step_tag:
+            raise ValueError("step_tag must be a non-empty text")
         check_choices(self)

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .names import POSITION_COUNTS
 from .pipeline import PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS, ROW
 from .tokenize import outcome_positions
 
@@ -22,9 +23,10 @@ class RewardDataCollator:
     """Right-pads all sequences of a batch to the longest one (optionally to a multiple of `pad_to_multiple_of`).
 
     Returns `input_ids`, `attention_mask`, `group_sizes` (sequences per row), `row` (source row numbers),
-    `token_counts` (real tokens, padded tokens) and one
+    `position_counts` (reward positions per sequence), `token_counts` (real tokens, padded tokens) and one
     float tensor per name in `target_names`: `[rows]` for a per-row target (margin, score; NaN marks a missing
-    value), `[sequences]` for a per-response target (ranks), in sequence order.
+    value), `[sequences]` for a per-response target (ranks), in sequence order, `[positions]` for a per-position
+    one (stepwise labels), in `reward_index` order.
     """
 
     pad_token_id: int
@@ -61,11 +63,16 @@ def reward_offsets(example: dict[str, Any]) -> list[list[int]]:
 
 
 def row_fields(examples: list[dict[str, Any]], target_names: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """What every collated batch carries besides the token tensors: `group_sizes`, `row` and the targets
-    (`[rows]` for a per-row target, `[sequences]`, in sequence order, for a per-response one)."""
+    """What every collated batch carries besides the token tensors: `group_sizes`, `row`, `position_counts`
+    (`[sequences]`: reward positions per response, so a loss can regroup the flat rewards of `reward_index`) and the
+    targets (`[rows]` for a per-row target; a list per row, flattened in row order: `[sequences]` for a
+    per-response one, `[positions]`, in `reward_index` order, for a per-position one such as stepwise `labels`)."""
     fields = {
         "group_sizes": torch.tensor([len(ex[RESPONSE_IDS]) for ex in examples], dtype=torch.long),
         ROW: torch.tensor([ex[ROW] for ex in examples], dtype=torch.long),
+        POSITION_COUNTS: torch.tensor(
+            [len(positions) for ex in examples for positions in reward_offsets(ex)], dtype=torch.long
+        ),
     }
     for name in target_names:
         values = [ex[name] for ex in examples]

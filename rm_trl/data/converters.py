@@ -49,7 +49,7 @@ def validate_source(
     invalid ones. Returns the valid rows, unchanged, and the counts of skipped rows by reason."""
     source_format = FORMATS[source]
     schema = source_format.schema
-    options = source_format.gold_options(args.score_column)
+    options = {**source_format.gold_options(args.score_column), **_source_options(args)}
     where = describe_data(dataset, source)
     layout = detect_layout(schema, dataset, options, where)
     checked = parse_rows(dataset, schema, layout, options, renderer=None, keep_parsed=False, desc="Validating")
@@ -63,6 +63,11 @@ def validate_source(
     if src is not None:
         set_source(valid, src)
     return valid, dict(report.invalid)
+
+
+def _source_options(args: DataArguments) -> dict[str, str]:
+    """Step tag and neutral rating for Math-Shepherd / PRM800K rows (any `DataArguments`-like object works)."""
+    return args.source_options() if hasattr(args, "source_options") else {}
 
 
 def convert_for(

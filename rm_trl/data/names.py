@@ -13,5 +13,7 @@ REWARD_POSITIONS = "reward_positions"
 LENGTH = "length"  # tokens of the row (prompt once + every response): what length-grouped batching sorts by
 STATUS = "_status"  # ok / truncated / over-length, before the length policy is applied
 
-BATCH_KEYS = ("input_ids", "attention_mask", "group_sizes", "reward_index")  # what a collated batch holds
+POSITION_COUNTS = "position_counts"  # per response of a batch, how many reward positions it has
+
+BATCH_KEYS = ("input_ids", "attention_mask", "group_sizes", "reward_index", POSITION_COUNTS)  # a collated batch's
 RESERVED_COLUMNS = frozenset({ROW, PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS, LENGTH, *BATCH_KEYS})

@@ -17,7 +17,9 @@ from datasets import Dataset
 
 from .formats import FORMATS, ChatRenderer, Layout, RowSchema
 from .formats.pairwise import DEFAULT_TURN_MARKERS
+from .formats.stepwise import DEFAULT_STEP_SEPARATOR, STEPWISE, steps_cut_after_error
 from .report import DataReport, DataValidationError
+from .steps import STEPS_DROPPED_COLUMN, StepTokens, resolve_step_separator
 from .tokenize import (
     LENGTH,
     OK,
@@ -116,6 +118,11 @@ def prepare_dataset(
         dataset, schema, layout, options, renderer=renderer, num_proc=num_proc, desc=f"Validating {split} data"
     )
     parsed = apply_invalid_policy(parsed, row_problems(parsed), policy, report, where, not_kept, num_proc)
+    steps = _step_tokens(layout, tokenizer, options, report)
+    if steps is not None and training and options.get("after_first_error") == "truncate":
+        cut = steps_cut_after_error(dataset, parsed[ROW], parsed["labels"])
+        if cut:
+            report.steps_dropped["after_first_error"] += cut
     if training:
         parsed = _handle_duplicates(parsed, layout.targets, report, split, duplicate_rows, conflicting_rows)
 
@@ -132,6 +139,7 @@ def prepare_dataset(
         training=training,
         num_proc=num_proc,
         desc=f"Tokenizing {split} data",
+        steps=steps,
     )
     # responses that tokenize to nothing (control or zero-width characters) are empty responses: invalid rows
     tokenized = apply_invalid_policy(tokenized, row_problems(tokenized), policy, report, where, not_kept, num_proc)
@@ -171,6 +179,11 @@ def prepare_dataset(
         tokenized = tokenized.filter(
             lambda row, s: s not in dropped and row not in pad_rows, input_columns=[ROW, STATUS], num_proc=num_proc
         )
+    if STEPS_DROPPED_COLUMN in tokenized.column_names:
+        lost = sum(tokenized[STEPS_DROPPED_COLUMN])
+        if lost:
+            report.steps_dropped["overlength"] += lost
+        tokenized = tokenized.remove_columns(STEPS_DROPPED_COLUMN)
     tokenized = tokenized.remove_columns([STATUS, PROBLEMS])
     report.rows_out = len(tokenized)
     if report.rows_out == 0 and training:
@@ -212,11 +225,18 @@ def prepare_for_scoring(
 
 def _row_label(responses: list[str], targets: dict[str, Any]) -> tuple:
     """What a row says about its responses, independent of the order they are listed in: each response with its
-    rank (ranked) or position (pairwise: chosen first), plus the row's scalar targets (scores, margin)."""
-    per_response = next((v for v in targets.values() if isinstance(v, list)), range(len(responses)))
-    scalars = tuple(
-        None if (isinstance(v, float) and v != v) else v for v in targets.values() if not isinstance(v, list)
+    rank (ranked) or position (pairwise: chosen first), plus the row's other targets (scores, margin; a
+    per-position list such as stepwise `labels` as a whole), NaN read as missing."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, list):
+            return tuple(plain(x) for x in v)
+        return None if (isinstance(v, float) and v != v) else v
+
+    per_response = next(
+        (v for v in targets.values() if isinstance(v, list) and len(v) == len(responses)), range(len(responses))
     )
+    scalars = tuple(plain(v) for v in targets.values() if v is not per_response)
     return tuple(sorted(zip(responses, per_response))), scalars
 
 
@@ -257,6 +277,16 @@ def _handle_duplicates(
     if drop:
         parsed = parsed.filter(lambda row: row not in drop, input_columns=ROW)
     return parsed
+
+
+def _step_tokens(layout: Layout, tokenizer, options: dict[str, Any], report: DataReport) -> StepTokens | None:
+    """A stepwise layout's separator, resolved to its one token id (an error when the tokenizer lacks it)."""
+    if layout.kind != STEPWISE:
+        return None
+    separator = options.get("step_separator", DEFAULT_STEP_SEPARATOR)
+    steps = StepTokens(separator, resolve_step_separator(tokenizer, separator), bool(options.get("steps_as_prefixes")))
+    report.settings.update(step_separator=separator, steps_as_prefixes=steps.as_prefixes)
+    return steps
 
 
 def _rows_ending_with_pad(dataset: Dataset, pad_token_id: int | None) -> list[int]:

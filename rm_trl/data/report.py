@@ -41,7 +41,9 @@ class DataValidationError(ValueError):
 
 @dataclass
 class DataReport:
-    """Counts for one split. `rows_out = rows_in - skipped_invalid - dropped`."""
+    """Counts for one split. `rows_out = rows_in - skipped_invalid - dropped`. Stepwise rows kept with fewer
+    steps count in `truncated` (`steps_dropped`, rows) and `steps_dropped` (steps, by reason: `overlength`,
+    `after_first_error`)."""
 
     split: str
     rows_in: int = 0
@@ -50,6 +52,7 @@ class DataReport:
     truncated: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
     flagged: Counter = field(default_factory=Counter)  # kept, but worth knowing (duplicates, conflicts, overlap)
+    steps_dropped: Counter = field(default_factory=Counter)  # stepwise rows: steps (not rows) left out, by reason
     example_rows: dict[str, list[int]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -66,6 +69,7 @@ class DataReport:
             "truncated": dict(self.truncated),
             "dropped": dict(self.dropped),
             "flagged_kept": dict(self.flagged),
+            **({"steps_dropped": dict(self.steps_dropped)} if self.steps_dropped else {}),
             "example_rows": self.example_rows,
             "settings": self.settings,
         }
@@ -80,6 +84,8 @@ class DataReport:
             parts.append("dropped " + _fmt(self.dropped))
         if self.flagged:
             parts.append("kept but flagged " + _fmt(self.flagged))
+        if self.steps_dropped:
+            parts.append("steps dropped " + _fmt(self.steps_dropped))
         if len(parts) == 1:
             parts.append("none truncated, none dropped")
         return "; ".join(parts)

@@ -18,6 +18,7 @@ from datasets import Dataset
 from .formats import Layout
 from .formats.common import response_field
 from .names import LENGTH, PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS, STATUS
+from .steps import STEPS_DROPPED, STEPS_DROPPED_COLUMN, StepTokens, fit_steps
 
 CHARS_PER_TOKEN = 64  # a token spans far fewer characters: a text cut to budget * 64 characters still overflows
 
@@ -28,7 +29,7 @@ END_TRUNCATED = "end_truncated"
 OVERLENGTH = "overlength"
 IDENTICAL_AFTER_TRUNCATION = "identical_after_truncation"
 
-TRUNCATED_STATUSES = (PROMPT_TRUNCATED, RESPONSE_TRUNCATED, END_TRUNCATED)
+TRUNCATED_STATUSES = (PROMPT_TRUNCATED, RESPONSE_TRUNCATED, END_TRUNCATED, STEPS_DROPPED)
 EMPTY_MESSAGE = "text tokenizes to no tokens (only characters the tokenizer drops: control, zero-width, ...)"
 
 
@@ -162,10 +163,15 @@ def tokenize_rows(
     training: bool,
     num_proc: int | None = None,
     desc: str = "Tokenizing",
+    steps: StepTokens | None = None,
 ) -> Dataset:
     """Tokenize parsed rows (`row`, `_prompt`, `_responses`, targets) into `prompt_ids`, `response_ids`, `length`,
-    a `_status` (ok / truncated / overlength / identical) and `_problems` (responses that tokenize to nothing)."""
+    a `_status` (ok / truncated / overlength / identical) and `_problems` (responses that tokenize to nothing).
+    With `steps` (a stepwise layout), rewards are read at the step separators and over-length rows lose whole steps
+    (`rm_trl.data.steps`): the per-position `labels` are cut to match and `_steps_dropped` counts the steps lost."""
     columns = ("row", PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS, LENGTH, STATUS, "_problems", *layout.targets)
+    if steps is not None:
+        columns += (STEPS_DROPPED_COLUMN,)
     if len(parsed) == 0:
         return Dataset.from_dict({c: [] for c in columns})
     window = text_window(budget)
@@ -191,6 +197,8 @@ def tokenize_rows(
         out: dict[str, list] = {
             c: [] for c in (PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS, LENGTH, STATUS, "_problems")
         }
+        if steps is not None:
+            out.update({STEPS_DROPPED_COLUMN: [], **{t: [] for t in targets}})
         pos = 0
         for i, (prompt_alone, rs) in enumerate(zip(prompt_ids_alone, responses)):
             sequences = joint_ids[pos : pos + len(rs)]
@@ -200,6 +208,25 @@ def tokenize_rows(
             problems = [
                 dict(row=row, field=response_field(layout, k), reason="empty", message=EMPTY_MESSAGE) for k in empty
             ]
+            if steps is not None:  # one solution: its prompt part is what it shares with the prompt alone
+                n = shared_prefix_length([sequences[0], prompt_alone], cap=len(prompt_alone))
+                prompt_ids, response = sequences[0][:n], sequences[0][n:]
+                labels, solution = (batch[targets[0]][i] if targets else None), batch["_responses"][i][0]
+                suffix = list(template.suffix)
+                fitted = fit_steps(
+                    row, prompt_ids, response, solution, labels, steps, suffix, budget, tokenizer, windowed[i][1]
+                )
+                status = OVERLENGTH if windowed[i][0] else fitted.status  # a prompt is never cut
+                out[PROMPT_IDS].append(list(template.prefix) + prompt_ids)
+                out[RESPONSE_IDS].append(fitted.responses)
+                out[REWARD_POSITIONS].append(fitted.positions)
+                out[LENGTH].append(len(out[PROMPT_IDS][-1]) + sum(len(r) for r in fitted.responses))
+                out[STATUS].append(status)
+                out["_problems"].append(json.dumps(fitted.problems) if fitted.problems else "")
+                out[STEPS_DROPPED_COLUMN].append(fitted.dropped)
+                for t in targets:
+                    out[t].append(fitted.labels)
+                continue
             n = shared_prefix_length(sequences, cap=len(prompt_alone))
             prompt_ids, response_ids = sequences[0][:n], [s[n:] for s in sequences]
             prompt_ids, response_ids, status = fit_to_length(prompt_ids, response_ids, budget, truncation)

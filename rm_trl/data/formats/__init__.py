@@ -13,6 +13,8 @@ from .pairwise import PAIRWISE, PAIRWISE_FORMAT, PAIRWISE_SCHEMA, split_implicit
 from .ranked import RANKED, RANKED_FORMAT, RANKED_SCHEMA
 from .rated import RATED, RATED_FORMAT, RATED_SCHEMA
 from .spec import ColumnSignature, FeedbackFormat, ScoredRows, join_or
+from .step_sources import MATH_SHEPHERD_FORMAT, PRM800K_FORMAT
+from .stepwise import STEPWISE, STEPWISE_FORMAT, STEPWISE_SCHEMA
 
 FORMATS: dict[str, FeedbackFormat] = {}
 
@@ -28,6 +30,9 @@ def register_format(feedback_format: FeedbackFormat) -> FeedbackFormat:
 register_format(PAIRWISE_FORMAT)
 register_format(RATED_FORMAT)
 register_format(RANKED_FORMAT)
+register_format(STEPWISE_FORMAT)
+register_format(MATH_SHEPHERD_FORMAT)  # source formats: converted to stepwise rows
+register_format(PRM800K_FORMAT)
 
 
 class _Schemas(Mapping[str, RowSchema]):
@@ -71,6 +76,8 @@ __all__ = [
     "RATED",
     "RATED_SCHEMA",
     "SCHEMAS",
+    "STEPWISE",
+    "STEPWISE_SCHEMA",
     "ChatRenderer",
     "ColumnSignature",
     "FeedbackFormat",
