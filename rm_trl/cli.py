@@ -31,6 +31,7 @@ def score_main(args: argparse.Namespace) -> int:
         max_length=args.max_length,
         normalize=args.normalize,
         trust_remote_code=args.trust_remote_code,
+        step_aggregation=args.step_aggregation,
     )
     prepared = scorer.prepare_scorable(dataset, kind)
     problems = [f"  row {row}: {why}" for row, why in sorted(prepared.not_kept.items())]
@@ -38,14 +39,17 @@ def score_main(args: argparse.Namespace) -> int:
         shown = "\n".join(problems[:10])
         raise DataValidationError(f"{len(problems)} row(s) of {args.input} cannot be scored:\n{shown}")
     scored = scorer.score_prepared(prepared, progress=not args.quiet)
-    by_row = dict(zip(scored.rows, scored.scalar_rewards()))
+    feedback_format = FORMATS[kind]
+    by_row = dict(zip(scored.rows, scored.rewards_for(feedback_format)))
     with open(args.output, "w", encoding="utf-8") if args.output != "-" else contextlib.nullcontext(sys.stdout) as out:
         for index, row in enumerate(_rows_as_written(args.input, dataset)):
             rewards = by_row.get(index)
             if rewards is None:  # not scorable: kept in the output, marked with the reason
                 row["reward_error"] = prepared.not_kept.get(index, "not scored")
             else:
-                FORMATS[kind].write_scores(row, rewards)
+                feedback_format.write_scores(row, rewards)
+                if feedback_format.per_position:  # a process reward model: its steps' rewards, then their aggregate
+                    row["reward"] = scorer.aggregate(rewards)
             out.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
     report = prepared.report
     print(f"scored {report.rows_out}/{report.rows_in} rows ({report.summary()}) -> {args.output}", file=sys.stderr)
@@ -89,6 +93,7 @@ def serve_main(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         max_text_chars=args.max_text_chars,
         trust_remote_code=args.trust_remote_code,
+        step_aggregation=args.step_aggregation,
         empty_response=args.empty_response,
         empty_reward=args.empty_reward,
         strip_end_strings=not args.no_strip_suffixes,
@@ -104,6 +109,7 @@ def serve_main(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .data.formats import FORMATS, join_or  # `rm-trl score` reads every format registered by now
+    from .metrics.stepwise import STEP_AGGREGATIONS
 
     parser = argparse.ArgumentParser(
         prog="rm-trl", description="Train, score with, or serve an rm-trl reward model (--debug: tracebacks)."
@@ -116,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--normalize", action="store_true", help="apply the reward normalisation stored in the model")
         p.add_argument("--batch_tokens", type=int, default=16384, help="padded tokens per forward")
         p.add_argument("--trust_remote_code", action="store_true")
+        p.add_argument(
+            "--step_aggregation",
+            default=None,
+            choices=STEP_AGGREGATIONS,
+            help="process reward models: how step rewards make one reward (default: the rule the model recorded)",
+        )
 
     score = sub.add_parser("score", help=f"JSONL in -> JSONL out with rewards ({join_or(list(FORMATS))} rows)")
     common(score)

@@ -88,7 +88,8 @@ def evaluate_scored(
     if kind not in FORMATS:
         raise ValueError(f"unknown data kind {kind!r}")
     feedback_format = FORMATS[kind]
-    evaluation = feedback_format.evaluate(ScoredRows(raw, rows, scored.scalar_rewards(), lengths, score_column))
+    rewards = scored.rewards_for(feedback_format)  # [K] per row, or every step's (process reward models)
+    evaluation = feedback_format.evaluate(ScoredRows(raw, rows, rewards, lengths, score_column))
     headline = feedback_format.headline
     result = EvalResult(kind, evaluation.metrics, curves=evaluation.curves)
     result.intervals = {headline: bootstrap_interval(evaluation.rows, evaluation.headline, bootstrap_samples)}

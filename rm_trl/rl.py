@@ -49,12 +49,24 @@ class RewardFunction:
         keep = [i for i, completion in enumerate(completions) if not _is_blank(completion)]
         if not keep:  # a batch of only empty completions is a normal RL event, not a data error
             return rewards
+        if self.scorer.steps:  # a process reward model: each completion's steps, aggregated by the recorded rule
+            texts = [c if isinstance(c, str) else _last_content(c) for c in (completions[i] for i in keep)]
+            step_lists = [self.scorer.split_steps(text) for text in texts]
+            steps = self.scorer.score_step_lists([prompts[i] for i in keep], step_lists)
+            for i, logits in zip(keep, steps):
+                rewards[i] = None if logits is None else self.scorer.aggregate(logits)
+            return rewards
         data = Dataset.from_dict({"prompt": [prompts[i] for i in keep], "response": [completions[i] for i in keep]})
         # Scoring rules, not training rules: a completion that tokenizes to nothing is left unscored, never raised.
         scored = self.scorer.score_prepared(self.scorer.prepare_scorable(data, kind="rated"))
         for row, reward in zip(scored.rows, scored.scalar_rewards()):
             rewards[keep[row]] = float(reward[0])
         return rewards
+
+
+def _last_content(messages: Any) -> str:
+    """A conversational completion's text (its messages' contents, in order)."""
+    return "".join(m.get("content") or "" for m in messages if isinstance(m, dict))
 
 
 def _is_blank(completion: Any) -> bool:

@@ -17,8 +17,9 @@ import torch
 from datasets import Dataset
 
 from .data.collators import RewardDataCollator
-from .data.formats import FORMATS, detect_format
+from .data.formats import FORMATS, FeedbackFormat, detect_format
 from .data.formats.pairwise import DEFAULT_TURN_MARKERS
+from .data.formats.stepwise import STEPWISE
 from .data.pipeline import (
     PROMPT_IDS,
     RESPONSE_IDS,
@@ -28,6 +29,8 @@ from .data.pipeline import (
     prepare_dataset,
     prepare_for_scoring,
 )
+from .errors import ConfigError
+from .metrics.stepwise import STEP_AGGREGATIONS, aggregate_steps, step_probabilities
 from .modeling import get_metadata, load_reward_model
 from .reward_reading import reward_reader
 
@@ -58,6 +61,15 @@ class ScoredData:
             ends = np.cumsum([len(p) for p in positions]) - 1
             out.append(rewards[ends, 0])
         return out
+
+    def step_rewards(self) -> list[np.ndarray]:
+        """Every reward position's first output, `[positions]` per row: a process reward model's step logits
+        (read at each separator, or at the end of each step prefix: the same order either way)."""
+        return [rewards[:, 0] for rewards in self.rewards]
+
+    def rewards_for(self, feedback_format: FeedbackFormat) -> list[np.ndarray]:
+        """What the format's `evaluate` / `write_scores` read: step rewards or one reward per response."""
+        return self.step_rewards() if feedback_format.per_position else self.scalar_rewards()
 
 
 def length_sorted_batches(lengths: list[int], sizes: list[int], batch_tokens: int, max_rows: int) -> list[list[int]]:
@@ -93,6 +105,8 @@ class RewardScorer:
         batch_tokens: padded tokens per forward (sequences x longest sequence).
         normalize: apply the reward normalisation stored in the export (`(r - mean) / std`) when the model did
             not bake it into its head; a no-op for baked or unnormalised models.
+        step_aggregation: process reward models: how step rewards become one reward (`min`, `product`, `last`,
+            `mean` of the step probabilities); by default the rule recorded in the export (`rm_trl.step_rewards`).
     """
 
     def __init__(
@@ -107,8 +121,16 @@ class RewardScorer:
         max_batch_rows: int = 256,
         device: str | torch.device | None = None,
         normalize: bool = False,
+        step_aggregation: str | None = None,
     ):
         metadata = get_metadata(model) or {}
+        # a process reward model (`docs/process_rewards.md`): where its step rewards are read and how they combine
+        self.steps: dict[str, Any] | None = metadata.get("step_rewards")
+        self.step_aggregation = step_aggregation or (self.steps or {}).get("aggregation", "min")
+        if self.step_aggregation not in STEP_AGGREGATIONS:
+            raise ConfigError(
+                f"step_aggregation={self.step_aggregation!r}; choose one of {', '.join(STEP_AGGREGATIONS)}"
+            )
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.metadata = metadata
@@ -151,6 +173,8 @@ class RewardScorer:
         kind = kind or detect_format(dataset.column_names)
         feedback_format = FORMATS[kind]
         parse_options.setdefault("turn_markers", DEFAULT_TURN_MARKERS)
+        for name, value in self.format_options(kind).items():
+            parse_options.setdefault(name, value)
         for name, value in feedback_format.score_options(dataset.column_names).items():
             parse_options.setdefault(name, value)
         return prepare_dataset(
@@ -177,7 +201,42 @@ class RewardScorer:
             append_eos=self.append_eos,
             truncation=self.truncation,
             turn_markers=DEFAULT_TURN_MARKERS,
+            parse_options=self.format_options(kind),
         )
+
+    def format_options(self, kind: str) -> dict[str, Any]:
+        """Parse options the model itself sets: stepwise rows are split where the model reads its step rewards."""
+        if kind != STEPWISE:
+            return {}
+        if not self.steps:
+            raise ConfigError(
+                "stepwise rows need a process reward model (trained by the stepwise family, with `step_rewards` in "
+                "its config); this model gives one reward per response: score the solutions as rated rows instead"
+            )
+        return {"step_separator": self.steps["separator"], "steps_as_prefixes": self.steps.get("reading") == "prefix"}
+
+    def aggregate(self, step_logits: np.ndarray) -> float:
+        """One reward from a solution's step logits, by `step_aggregation` of the step probabilities."""
+        return aggregate_steps(step_probabilities(step_logits), self.step_aggregation)
+
+    def split_steps(self, text: str) -> list[str]:
+        """A free-text completion's steps: the pieces between the export's `text_delimiter` that hold more than
+        white space (each piece kept as written)."""
+        delimiter = (self.steps or {}).get("text_delimiter") or "\n"
+        return [piece for piece in text.split(delimiter) if piece.strip()]
+
+    def score_step_lists(self, prompts: list[Any], step_lists: list[list[str]]) -> list[np.ndarray | None]:
+        """Step logits of each (prompt, steps) solution; `None` where a solution cannot be scored (no steps, a step
+        holding the separator, ...), never an exception for one bad item."""
+        out: list[np.ndarray | None] = [None] * len(prompts)
+        keep = [i for i, steps in enumerate(step_lists) if steps]
+        if not keep:
+            return out
+        data = Dataset.from_dict({"prompt": [prompts[i] for i in keep], "completions": [step_lists[i] for i in keep]})
+        scored = self.score_prepared(self.prepare_scorable(data, kind=STEPWISE))
+        for row, logits in zip(scored.rows, scored.step_rewards()):
+            out[keep[row]] = logits
+        return out
 
     @torch.no_grad()
     def score_prepared(self, prepared: PreparedData, progress: bool = False) -> ScoredData:
@@ -212,7 +271,11 @@ class RewardScorer:
         return self.score_prepared(self.prepare(dataset, kind, **parse_options), progress=progress)
 
     def score_texts(self, prompts: list[str], responses: list[str]) -> np.ndarray:
-        """Rewards of `(prompt, response)` pairs given as plain text (empty responses raise)."""
+        """Rewards of `(prompt, response)` pairs given as plain text (empty responses raise). A process reward model
+        splits each response into steps (`split_steps`) and aggregates their rewards (NaN: nothing to score)."""
+        if self.steps:
+            step_logits = self.score_step_lists(list(prompts), [self.split_steps(r) for r in responses])
+            return np.array([np.nan if s is None else self.aggregate(s) for s in step_logits])
         data = Dataset.from_dict({"prompt": list(prompts), "response": list(responses)})
         scored = self.score(data, kind="rated")
         out = np.full(len(prompts), np.nan)

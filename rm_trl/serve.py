@@ -72,6 +72,7 @@ class ServerSettings:
     body_timeout_s: float = 10.0
     max_connections: int = 256  # OpenRLHF >= 0.10 sends one request per generation, many at once
     keep_alive_s: float = 5.0
+    step_aggregation: str | None = None  # process reward models: None = the rule the export recorded
 
     def __post_init__(self) -> None:
         if self.empty_response not in ("score", "value"):
@@ -243,7 +244,10 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
 
     @app.post("/score")
     async def score(request: Request) -> dict[str, Any]:
-        responses, prompts = texts_and_prompts(await read_json(request), "responses")
+        data = await read_json(request)
+        if "steps" in data:
+            return await score_steps(data)
+        responses, prompts = texts_and_prompts(data, "responses")
         rewards, empty = await score_items("responses", prompts or [""] * len(responses), responses)
         return {"rewards": rewards, "empty": empty}
 
@@ -256,6 +260,31 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
             pairs.append((prompt, query[len(prompt) :]))
         rewards, empty = await score_items("query", [p for p, _ in pairs], [r for _, r in pairs])
         return {"rewards": rewards, "scores": rewards, "empty": empty}
+
+    async def score_steps(data: dict[str, Any]) -> dict[str, Any]:
+        """A process reward model's answer to `{"prompts": [...], "steps": [[step, ...], ...]}`: each solution's
+        aggregated reward (`rewards`, by the recorded rule) and every step's logit (`step_rewards`)."""
+        if not scorer.steps:
+            raise RequestError(422, "'steps' needs a process reward model; this model gives one reward per response")
+        solutions = data["steps"]
+        if not isinstance(solutions, list) or not solutions:
+            raise RequestError(422, "field 'steps' must be a non-empty list of step lists")
+        if len(solutions) > settings.max_items:
+            raise RequestError(413, f"{len(solutions)} items in 'steps'; at most {settings.max_items} per request")
+        steps = [text_list({f"steps[{i}]": s}, f"steps[{i}]") for i, s in enumerate(solutions)]
+        prompts = text_list(data, "prompts", required=False) or [""] * len(steps)
+        if len(prompts) != len(steps):
+            raise RequestError(422, f"'prompts' has {len(prompts)} items but 'steps' has {len(steps)}; one per item")
+        step_logits = await asyncio.to_thread(scorer.score_step_lists, prompts, steps)
+        bad = [i for i, logits in enumerate(step_logits) if logits is None]
+        if bad:
+            names = ", ".join(f"steps[{i}]" for i in bad[:10])
+            raise RequestError(422, f"cannot score {names}: an empty step, or a step holding the step separator")
+        return {
+            "rewards": [scorer.aggregate(logits) for logits in step_logits],
+            "step_rewards": [[float(x) for x in logits] for logits in step_logits],
+            "aggregation": scorer.step_aggregation,
+        }
 
     async def score_items(field: str, prompts: list[str], responses: list[str]) -> tuple[list[float], list[int]]:
         """Rewards for every item, and the indices of the empty ones; errors name `field[index]`."""
@@ -274,6 +303,8 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
             for i, reward in zip(todo, scored):
                 if math.isfinite(reward):
                     rewards[i] = reward
+                elif responses[i] and scorer.steps:  # a process reward model found no step it could score
+                    raise RequestError(422, f"cannot score {field}[{i}]: no scorable step (split on the delimiter)")
                 elif responses[i]:  # an empty item with no text at all (no prompt either) keeps empty_reward
                     raise RequestError(500, f"the model gave a non-finite reward ({reward}) for {field}[{i}]")
         return rewards, empty
@@ -311,6 +342,7 @@ def run_server(settings: ServerSettings) -> None:
         normalize=settings.normalize,
         batch_tokens=settings.batch_tokens,
         trust_remote_code=settings.trust_remote_code,
+        step_aggregation=settings.step_aggregation,
     )
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("Serving on %s: reachable from other machines", settings.host)

@@ -203,9 +203,11 @@ def prepare_for_scoring(
     truncation: str = "truncate_prompt",
     turn_markers: tuple[str, ...] | None = None,
     num_proc: int | None = None,
+    parse_options: dict[str, Any] | None = None,
 ) -> PreparedData:
-    """Prepare `kind` data (pairwise, rated, ranked) for scoring, as `rm-trl score` does: every row that can be
-    scored is kept; the rest are in `not_kept`, each with the field at fault. Targets are not read."""
+    """Prepare `kind` data (pairwise, rated, ranked, stepwise) for scoring, as `rm-trl score` does: every row that
+    can be scored is kept; the rest are in `not_kept`, each with the field at fault. Targets are not read;
+    `parse_options` are the format's own (stepwise: the model's `step_separator` and `steps_as_prefixes`)."""
     if turn_markers is None:
         turn_markers = DEFAULT_TURN_MARKERS
     return prepare_dataset(
@@ -218,7 +220,7 @@ def prepare_for_scoring(
         invalid_rows="mark",
         append_eos=append_eos,
         num_proc=num_proc,
-        parse_options={"turn_markers": tuple(turn_markers)},
+        parse_options={"turn_markers": tuple(turn_markers), **(parse_options or {})},
         purpose="score",
     )
 

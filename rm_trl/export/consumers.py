@@ -46,6 +46,8 @@ def _verdict(problems: list[tuple[str, str]], exact: str) -> str:
 def consumer_flags(metadata: dict[str, Any]) -> dict[str, str]:
     """Per consumer in `CONSUMERS`: does it read the reward training defined? Derived from what training recorded
     (special tokens, EOS rule, normalisation, reward-token rule), so the flags cannot disagree with the export."""
+    if metadata.get("step_rewards"):
+        return step_consumer_flags(metadata)
     special = metadata.get("special_tokens") or {}
     prefix, suffix = list(special.get("prefix") or []), list(special.get("suffix") or [])
     append_eos = bool(metadata.get("append_eos"))
@@ -103,4 +105,37 @@ def consumer_flags(metadata: dict[str, Any]) -> dict[str, str]:
         ppo["trl_ppo_pad_is_eos"] = ppo["trl_ppo_no_eos"] = []
     for key in ppo_keys:
         flags[key] = _verdict(ppo[key] + raw, "exact")
+    return {key: flags[key] for key in CONSUMERS}
+
+
+def step_consumer_flags(metadata: dict[str, Any]) -> dict[str, str]:
+    """A process reward model's flags: its reward is an aggregate of step rewards read at step separators (or step
+    prefixes), which only consumers that know the steps can compute (`docs/process_rewards.md`)."""
+    steps = metadata["step_rewards"]
+    separator, rule = steps["separator"], steps["aggregation"]
+    delimiter = steps.get("text_delimiter")
+    if steps.get("reading") == "prefix":
+        plain = f"exact: AutoModelForSequenceClassification on prompt + steps[:i] each followed by {separator!r}"
+        left = "differs: the pooler reads the first position, which left padding fills with pad; pad on the right"
+    else:
+        plain = (
+            f"exact: AutoModelForTokenClassification on prompt + every step followed by {separator!r}, read at the "
+            "separators (AutoModelForSequenceClassification reads the last step's)"
+        )
+        left = "differs: left padding shifts position ids; pad on the right"
+    aggregate = f"the {rule} of the step probabilities, steps split on {delimiter!r}"
+    whole_text = (
+        "differs: reads one logit of the whole text, without step separators; a process reward model's reward is "
+        f'{aggregate}; use rm_trl.rl.RewardFunction("<folder>") or rm-trl serve'
+    )
+    flags = {
+        "transformers": plain,
+        "transformers_left_padding": left,
+        "trl_path": whole_text,
+        "trl_reward_function": f"exact: {aggregate}",
+        "rm_trl_score": f"exact: step_rewards and reward ({rule})",
+        "openrlhf_remote": f"exact: rm-trl serve ({aggregate}; /score takes step lists)",
+    }
+    for key in ("trl_ppo_eos", "trl_ppo_pad_is_eos", "trl_ppo_no_eos"):
+        flags[key] = whole_text
     return {key: flags[key] for key in CONSUMERS}

@@ -19,7 +19,7 @@ from ..data.names import POSITION_COUNTS
 from ..data.steps import group_solutions_by_prompt
 from ..losses import STEPWISE_LOSS_FUNCTIONS, pad_groups
 from ..metrics.stepwise import PADDING_LABEL, stepwise_metrics
-from ..modeling import ensure_step_separator, load_reward_model
+from ..modeling import METADATA_KEY, ensure_step_separator, load_reward_model
 from ..packing import PackedRewardDataCollator
 from ..reward_reading import has_token_head
 from .base import RewardTrainer
@@ -63,6 +63,20 @@ class StepwiseRewardTrainer(RewardTrainer):
         if self.train_dataset is not None and self.groups_solutions():
             # After the eval-overlap check (which compares solutions one by one): train rows sharing a prompt merge.
             self.train_dataset = group_solutions_by_prompt(self.train_dataset, self.target_names)
+
+    def _record_metadata(self) -> None:
+        """The base entry plus `step_rewards`: where consumers read the step rewards and how they combine them
+        (`RewardScorer`, `rm-trl score`, `rm-trl serve`, `RewardFunction` and the card follow it)."""
+        super()._record_metadata()
+        config = self.accelerator.unwrap_model(self.model)
+        config = (config.get_base_model() if hasattr(config, "get_base_model") else config).config
+        getattr(config, METADATA_KEY)["step_rewards"] = {
+            "separator": self.args.step_separator,
+            "separator_id": self.step_separator_id,
+            "aggregation": self.args.step_aggregation,
+            "reading": "prefix" if self.steps_as_prefixes else "token",
+            "text_delimiter": self.args.step_text_delimiter,
+        }
 
     def groups_solutions(self) -> bool:
         """Whether training solutions sharing a prompt are merged into one row: `group_solutions`, with packing

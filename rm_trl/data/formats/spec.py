@@ -75,7 +75,9 @@ class FeedbackFormat:
       evaluation or a conversion read the gold targets; `source_checks(dataset)`: row problems found before
       converting from this format, besides the schema's own;
     - `response_field(k)`: the field holding response `k`, for row problems;
-    - `report_notes`, `histogram_labels`: what the evaluation report says about its metrics and plots.
+    - `report_notes`, `histogram_labels`: what the evaluation report says about its metrics and plots;
+    - `per_position`: `evaluate` / `write_scores` take every reward position of a row (a process reward model's
+      step rewards, `[steps]`) instead of one reward per response (`[K]`).
     """
 
     name: str
@@ -93,6 +95,7 @@ class FeedbackFormat:
     response_field: Callable[[int], str] = indexed_response
     report_notes: tuple[str, ...] = ()
     histogram_labels: tuple[str, str] = ("chosen", "rejected")
+    per_position: bool = False
 
 
 def join_or(items: Sequence[str]) -> str:

@@ -247,4 +247,5 @@ STEPWISE_FORMAT = FeedbackFormat(
     score_options=lambda columns: {},
     response_field="completions[{}]".format,
     histogram_labels=("correct steps", "wrong steps"),
+    per_position=True,
 )
