@@ -125,6 +125,9 @@ def test_export_records_how_steps_are_read(exports):
         assert set(metadata["consumers"]) == set(CONSUMERS)
         assert metadata["consumers"]["trl_path"].startswith("differs")  # one logit of the whole text
         assert metadata["consumers"]["trl_reward_function"].startswith("exact")
+        card = open(os.path.join(folder, "README.md"), encoding="utf-8").read()
+        reader = "AutoModelForSequenceClassification" if name == "minilm" else "AutoModelForTokenClassification"
+        assert "process reward model" in card and reader in card and "**min** of the step probabilities" in card
 
 
 def test_plain_transformers_reads_training_step_rewards(exports, tmp_path):

@@ -71,6 +71,7 @@ def write_model_card(
             "the reward training defined (see Consumers below). Use "
             f'`reward_funcs=rm_trl.rl.RewardFunction("{ref}")` to score exactly as in training.'
         )
+    usage = step_usage(metadata, ref) if metadata.get("step_rewards") else outcome_usage(metadata, ref, eos_note)
     card = f"""---
 {card_header(metadata)}---
 
@@ -95,20 +96,7 @@ def write_model_card(
 
 ## Usage
 
-The score of a response is the first logit of a standard sequence-classification forward on `prompt + response`.
-{eos_note}
-
-```python
-import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-tokenizer = AutoTokenizer.from_pretrained("{ref}")
-model = AutoModelForSequenceClassification.from_pretrained("{ref}")
-text = prompt + response{" + tokenizer.eos_token" if metadata.get("append_eos") else ""}
-with torch.no_grad():
-    reward = model(**tokenizer(text, return_tensors="pt")).logits[0, 0].item()
-```
-
+{usage}
 With TRL's online trainers (GRPO, RLOO): {trl_note}
 
 With rm-trl: `rm-trl score --model {ref} --input data.jsonl --output scored.jsonl`, or serve it for a PPO pipeline
@@ -125,6 +113,67 @@ Whether each consumer reads the reward this model was trained to give (`rm_trl.c
     with open(path, "w", encoding="utf-8") as f:
         f.write(card)
     return path
+
+
+def outcome_usage(metadata: dict[str, Any], ref: str, eos_note: str) -> str:
+    """How plain transformers reads an outcome reward model."""
+    return f"""The score of a response is the first logit of a standard sequence-classification forward on
+`prompt + response`.
+{eos_note}
+
+```python
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{ref}")
+model = AutoModelForSequenceClassification.from_pretrained("{ref}")
+text = prompt + response{" + tokenizer.eos_token" if metadata.get("append_eos") else ""}
+with torch.no_grad():
+    reward = model(**tokenizer(text, return_tensors="pt")).logits[0, 0].item()
+```"""
+
+
+def step_usage(metadata: dict[str, Any], ref: str) -> str:
+    """How plain transformers reads a process reward model's step rewards (`docs/process_rewards.md`)."""
+    steps = metadata["step_rewards"]
+    separator, rule = steps["separator"], steps["aggregation"]
+    if steps.get("reading") == "prefix":
+        read = f"""Each step's reward is the first logit of a sequence-classification forward on the prompt plus the
+steps up to it, each followed by `{separator}`:
+
+```python
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{ref}")
+model = AutoModelForSequenceClassification.from_pretrained("{ref}")
+prefixes = [prompt + "".join(s + "{separator}" for s in steps[: i + 1]) for i in range(len(steps))]
+with torch.no_grad():
+    step_logits = model(**tokenizer(prefixes, return_tensors="pt", padding=True)).logits[:, 0]
+```"""
+    else:
+        read = f"""Each step is followed by the separator token `{separator}` (id {steps["separator_id"]}); a step's
+reward is the per-token logit at its separator, which `AutoModelForTokenClassification` returns (same weights; the
+sequence-classification class reads the last step's):
+
+```python
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{ref}")
+model = AutoModelForTokenClassification.from_pretrained("{ref}")
+inputs = tokenizer(prompt + "".join(s + "{separator}" for s in steps), return_tensors="pt")
+with torch.no_grad():
+    logits = model(**inputs).logits[0, :, 0]
+step_logits = logits[inputs["input_ids"][0] == {steps["separator_id"]}]
+```"""
+    return f"""This is a process reward model: one logit per step of a solution (the probability that the solution is
+still correct after that step is its sigmoid). {read}
+
+One reward per solution is the **{rule}** of the step probabilities (recorded in `config.json`,
+`rm_trl.step_rewards`): `RewardFunction`, `rm-trl score` and `rm-trl serve` apply it, and split a free-text
+completion into steps on {steps.get("text_delimiter")!r}.
+"""
 
 
 def _is_number(value: Any) -> bool:
