@@ -55,6 +55,25 @@ NOTES = """
   (no `score` head): serve them with `rm-trl serve`. PPO also scores empty rollouts, which rm-trl refuses.
 - **`rm-trl score` / `rm-trl serve` (OpenRLHF's `/get_reward`)**: exact; pass `--normalize` for stored
   normalisation.
+
+## Process reward models (stepwise exports)
+
+Checked by `tests/test_stepwise_consumers.py` on a tiny Llama with its own pad token, a tiny Llama whose tokenizer
+pads with EOS (SmolLM2's, as shipped) and MiniLM reading step prefixes, each trained a few steps; every check
+compares with the step logits training computed on the same rows (1e-5):
+
+- plain transformers, decoders (in a Python that never imports rm-trl): `AutoModelForTokenClassification` on
+  `prompt + (step + separator) * N`, logits at the separator ids: **exact**, every step;
+- plain transformers, encoders: `AutoModelForSequenceClassification` on each prefix `prompt + (step + separator) * i`:
+  **exact**, every step;
+- `rm-trl score --format stepwise` (subprocess, empty folder): **exact**: `step_rewards`, `step_probabilities`, and
+  `reward` = the recorded aggregation (`--step_aggregation` overrides); unscorable rows are marked;
+- `rm-trl serve`: `/score` with `steps`, and OpenRLHF's `/get_reward` (prompt + generation + EOS, the generation
+  split on the recorded delimiter): **exact**;
+- `rm_trl.rl.RewardFunction` (TRL GRPO / RLOO, called as TRL calls a reward function): **exact**, the aggregate of
+  the steps split on the delimiter; empty completions give `None`;
+- TRL's `reward_funcs="<folder>"` and TRL PPO: **differ** (flagged in `rm_trl.consumers`): they read one logit of the
+  whole text, without step separators.
 """
 
 
