@@ -307,7 +307,11 @@ def _head_enter_float32(module, args):
     module._rm_trl_autocast = torch.is_autocast_enabled(device)
     if module._rm_trl_autocast:
         torch.set_autocast_enabled(device, False)
-    return (args[0].to(torch.float32), *args[1:])
+    # The input follows the head's weights: float32 as set up, or the dtype an engine casts them to after set-up
+    # (DeepSpeed's bf16 engine, FSDP2 mixed precision), where float32 inputs would fail the product.
+    weight = getattr(module, "weight", None)
+    dtype = weight.dtype if isinstance(weight, torch.Tensor) and weight.is_floating_point() else torch.float32
+    return (args[0].to(dtype), *args[1:])
 
 
 def _head_exit_float32(module, args, output):
@@ -321,7 +325,9 @@ def keep_head_in_float32(model: PreTrainedModel) -> None:
 
     Rewards are differences of logits, so the head's rounding matters more than the body's; under bf16 / fp16
     autocast (or with a bf16 model) the head keeps float32 weights, its input is upcast and autocast is paused
-    for its product. Done with forward hooks, so parameter names, checkpoints and deep copies are unchanged.
+    for its product. Done with forward hooks, so parameter names, checkpoints and deep copies are unchanged. An
+    engine that casts every weight to bf16 after set-up (DeepSpeed bf16, FSDP2 mixed precision; found on an H100,
+    `benchmarks/GPU_RESULTS.md`) gets a bf16 head: the input follows the weights rather than fail the product.
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     for name in reward_head_names(base):

@@ -207,6 +207,17 @@ def test_reward_head_runs_in_float32_under_bf16_autocast(tiny_llama):
     torch.testing.assert_close(captured["out"], captured["inp"] @ model.score.weight.T)
 
 
+def test_reward_head_follows_weights_an_engine_casts_after_set_up(tiny_llama):
+    """DeepSpeed's bf16 engine and FSDP2 mixed precision cast the whole model, head included, after rm-trl's set-up
+    (seen on an H100: `mat1 and mat2 must have the same dtype`); the head's input then follows its weights."""
+    model, _ = tiny_llama
+    keep_head_in_float32(model)
+    model.config.pad_token_id = 0
+    model.to(torch.bfloat16)
+    logits = model(input_ids=torch.randint(5, 500, (2, 7))).logits
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits.float()).all()
+
+
 def test_fp16_on_cpu_is_refused():
     with pytest.raises(ValueError, match="fp16 mixed precision needs a GPU"):
         PairwiseRewardConfig(output_dir="x", fp16=True)
