@@ -244,3 +244,23 @@ def test_scorer_refuses_stepwise_rows_for_an_outcome_model(exports, tmp_path):
     scorer.steps = None  # as an outcome model's scorer
     with pytest.raises(ConfigError, match="process reward model"):
         scorer.prepare(Dataset.from_list(EVAL_ROWS), kind="stepwise")
+
+
+def test_evaluation_of_an_export_gives_step_and_first_error_metrics_with_an_interval(exports):
+    """`recipes/evaluate.py`'s path (`evaluate_dataset`): the format is detected from completions + labels, the
+    headline step_f1 has a bootstrap interval, and the step metrics agree with the training-time logits."""
+    from datasets import Dataset
+
+    from rm_trl.evaluation import evaluate_dataset
+    from rm_trl.metrics.stepwise import step_metrics
+    from rm_trl.scoring import RewardScorer
+
+    folder, trained = exports["llama_pad"]
+    result = evaluate_dataset(RewardScorer.from_pretrained(folder), Dataset.from_list(EVAL_ROWS), bootstrap_samples=50)
+    assert result.kind == "stepwise"
+    low, high = result.intervals["step_f1"]
+    assert low <= result.metrics["step_f1"] <= high
+    assert {"first_error_f1", "first_error_accuracy_erroneous", "best_of_n_min"} <= set(result.metrics)
+    logits = np.concatenate([trained[i] for i in range(len(EVAL_ROWS))])
+    labels = np.concatenate([np.asarray(r["labels"], float) for r in EVAL_ROWS])
+    assert result.metrics["step_f1"] == pytest.approx(step_metrics(logits, labels)["step_f1"])
