@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("score", "value"),
         help="an empty generation (or only whitespace / control / zero-width characters): 'score' it as an empty "
         "response, the prompt alone as plain transformers reads it (default), or give it --empty_reward; either "
-        "way its index is listed under 'empty' in the answer",
+        "way its index is listed under 'empty' in the answer (a process reward model always gives --empty_reward: "
+        "an empty generation has no steps)",
     )
     serve.add_argument("--empty_reward", type=float, default=0.0, help="reward of empty items with 'value'")
     serve.add_argument(

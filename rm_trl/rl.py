@@ -33,6 +33,11 @@ class RewardFunction:
     `None` (TRL turns it into NaN and ignores it) instead of failing the step. `normalize` (default on) applies
     the normalisation an export stores when its head could not take it (decoder `score` heads have no bias), so
     every `normalize_rewards` export gives normalised rewards here, baked or stored.
+
+    A process reward model (`rm_trl.step_rewards` in the export) splits each completion into steps on the recorded
+    `text_delimiter` (pieces holding only white space dropped), reads every step's reward and returns their
+    recorded aggregation (`min` / `product` / `last` / `mean` of the step probabilities), one float per
+    completion; a completion with no step, or a step holding the step separator, gets `None`.
     """
 
     def __init__(self, model: str | RewardScorer, normalize: bool = True, **scorer_kwargs: Any):

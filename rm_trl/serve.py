@@ -6,6 +6,12 @@ Endpoints:
   `{"rewards": [...], "scores": [...], "empty": [indices]}`;
 - `POST /score`: `{"prompts": [...], "responses": [...]}` -> `{"rewards": [...], "empty": [indices]}`.
 
+A process reward model (`rm_trl.step_rewards` in its config, `docs/process_rewards.md`) answers `/score` with
+`{"prompts": [...], "steps": [[step, ...], ...]}` by `{"rewards": [aggregates], "step_rewards": [[logits]],
+"aggregation"}`; plain-text responses, and `/get_reward` generations, are split into steps on the recorded
+`text_delimiter` and aggregated by the recorded rule. `/get_reward` then needs `prompts`, each a prefix of its query
+(else 422: only the generation holds steps); an empty generation gets `empty_reward` (it has no steps).
+
 Concurrent requests are gathered for a few milliseconds and scored in one length-sorted batch (`RewardScorer`,
 the same tokenization as training). An RL loop sends a batch of generations and gives up on the whole batch after
 a few failed tries, so the server gives every item a reward:
@@ -254,12 +260,33 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
     @app.post("/get_reward")
     async def get_reward(request: Request) -> dict[str, Any]:
         queries, prompts = texts_and_prompts(await read_json(request), "query")
+        if scorer.steps:  # a process reward model scores the generation's steps: it must know where they begin
+            check_step_queries(queries, prompts)
         pairs = []
         for i, query in enumerate(queries):  # the generation follows its prompt when the query starts with it
             prompt = prompts[i] if prompts is not None and query.startswith(prompts[i]) else ""
             pairs.append((prompt, query[len(prompt) :]))
         rewards, empty = await score_items("query", [p for p, _ in pairs], [r for _, r in pairs])
         return {"rewards": rewards, "scores": rewards, "empty": empty}
+
+    def check_step_queries(queries: list[str], prompts: list[str] | None) -> None:
+        """OpenRLHF sends whole texts (prompt + generation); a process reward model splits only the generation into
+        steps, so each query must come with its prompt and start with it (otherwise the prompt's lines would be
+        scored as steps)."""
+        if prompts is None:
+            raise RequestError(
+                422,
+                "this is a process reward model: /get_reward needs 'prompts' (one per query) to split each "
+                "generation, not the prompt, into steps; or send {'prompts', 'steps'} to /score",
+            )
+        bad = [i for i, (query, prompt) in enumerate(zip(queries, prompts)) if not query.startswith(prompt)]
+        if bad:
+            names = ", ".join(f"query[{i}]" for i in bad[:10])
+            raise RequestError(
+                422,
+                f"{names} do(es) not start with its prompt: a process reward model scores the steps of the text after "
+                "the prompt, so each query must be its prompt followed by the generation",
+            )
 
     async def score_steps(data: dict[str, Any]) -> dict[str, Any]:
         """A process reward model's answer to `{"prompts": [...], "steps": [[step, ...], ...]}`: each solution's
@@ -293,7 +320,9 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
         for i in empty:
             responses[i] = ""
         rewards = [float(settings.empty_reward)] * len(responses)
-        todo = [i for i, r in enumerate(responses) if r or settings.empty_response == "score"]
+        # An empty generation has no steps: a process reward model gives it `empty_reward` (never the prompt's steps).
+        score_empty = settings.empty_response == "score" and not scorer.steps
+        todo = [i for i, r in enumerate(responses) if r or score_empty]
         if todo:
             try:
                 scored = await batcher.score([prompts[i] for i in todo], [responses[i] for i in todo])

@@ -1,10 +1,13 @@
-"""Write docs/consumers.md from the consumer-parity matrix in tests/test_consumers.py, by running every cell.
+"""Write docs/consumers.md from the consumer-parity matrix in tests/test_consumers.py (outcome reward models) and
+tests/test_stepwise_consumers.py (process reward models), by running every cell.
 
     make ppo-venv                       # once: TRL 1.12 for the PPO rows (skipped without it)
     python scripts/make_consumers_doc.py
+    python scripts/make_consumers_doc.py --stepwise   # only the process-reward rows (about 2 minutes on 2 cores)
 
 The tests record each cell (`RM_TRL_CONSUMER_RECORD`, see tests/consumer_record.py); a failing cell means an
-export flag and its consumer disagree, and then no document is written.
+export flag and its consumer disagree, and then no document is written. `--stepwise` keeps the outcome tables of
+the current document and rewrites the rest.
 """
 
 from __future__ import annotations
@@ -55,25 +58,8 @@ NOTES = """
   (no `score` head): serve them with `rm-trl serve`. PPO also scores empty rollouts, which rm-trl refuses.
 - **`rm-trl score` / `rm-trl serve` (OpenRLHF's `/get_reward`)**: exact; pass `--normalize` for stored
   normalisation.
-
-## Process reward models (stepwise exports)
-
-Checked by `tests/test_stepwise_consumers.py` on a tiny Llama with its own pad token, a tiny Llama whose tokenizer
-pads with EOS (SmolLM2's, as shipped) and MiniLM reading step prefixes, each trained a few steps; every check
-compares with the step logits training computed on the same rows (1e-5):
-
-- plain transformers, decoders (in a Python that never imports rm-trl): `AutoModelForTokenClassification` on
-  `prompt + (step + separator) * N`, logits at the separator ids: **exact**, every step;
-- plain transformers, encoders: `AutoModelForSequenceClassification` on each prefix `prompt + (step + separator) * i`:
-  **exact**, every step;
-- `rm-trl score --format stepwise` (subprocess, empty folder): **exact**: `step_rewards`, `step_probabilities`, and
-  `reward` = the recorded aggregation (`--step_aggregation` overrides); unscorable rows are marked;
-- `rm-trl serve`: `/score` with `steps`, and OpenRLHF's `/get_reward` (prompt + generation + EOS, the generation
-  split on the recorded delimiter): **exact**;
-- `rm_trl.rl.RewardFunction` (TRL GRPO / RLOO, called as TRL calls a reward function): **exact**, the aggregate of
-  the steps split on the delimiter; empty completions give `None`;
-- TRL's `reward_funcs="<folder>"` and TRL PPO: **differ** (flagged in `rm_trl.consumers`): they read one logit of the
-  whole text, without step separators.
+- **Process reward models** (stepwise exports): see the last section; their reward is an aggregate of step
+  rewards, which only consumers that know the steps compute.
 """
 
 
@@ -94,6 +80,62 @@ def versions() -> str:
     import trl
 
     return f"Run with torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}."
+
+
+STEP_HEADING = "\n## Process reward models (stepwise exports)\n"
+STEP_NOTES = """\
+Cells of `tests/test_stepwise_consumers.py`: a tiny Llama with its own pad token, a tiny Llama whose tokenizer
+pads with EOS (SmolLM2's, as shipped) and MiniLM reading step prefixes, each trained a few steps by
+`StepwiseRewardTrainer` (aggregation `min`); every cell compares with what training computed on the same 10
+solutions: each step's logit, or the recorded aggregate of the step probabilities. Plain transformers
+runs in a Python that never imports rm-trl; `rm-trl score` / `rm-trl serve` run as subprocesses from an empty
+folder; TRL's GRPO is its own `_calculate_rewards`. Each cell asserts the export's flag (listed below the table).
+
+- **Decoders** (`reading: token`): `AutoModelForTokenClassification` (transformers picks it from `model_type`;
+  `architectures` names the sequence-classification class) on `prompt + (step + separator) * N`, logits at the
+  separator id; it reports `score.bias` missing (the trained head has no bias) and sets it to zero, so the logits
+  are the trained ones. `model.score(model.base_model(...).last_hidden_state)` of the sequence-classification
+  class gives the same without that report, for every decoder (the card shows it where the token class names its
+  head otherwise, as GPT-2's `classifier`); the sequence-classification output itself is the last step's logit.
+- **Encoders** (`reading: prefix`): `AutoModelForSequenceClassification` on each prefix
+  `prompt + (step + separator) * i`, right padded.
+- **Free text** (`RewardFunction`, `/get_reward`): the completion is split on the recorded `text_delimiter`
+  (empty pieces dropped); `/get_reward` needs `prompts`, each a prefix of its query (422 otherwise: only the
+  generation holds steps); an empty generation gets `None` from `RewardFunction`, `--empty_reward` from the server.
+- TRL's `reward_funcs="<folder>"` (and TRL PPO) read one logit of the whole text, without separators: flagged
+  `differs`.
+"""
+
+
+def step_section(rows: list[dict]) -> str:
+    """The process-reward table (a row per consumer, a column per backbone) and the flags those exports carry."""
+    from rm_trl.export import CONSUMERS
+    from tests.consumer_models import MODELS
+
+    cells: dict[str, dict[str, str]] = defaultdict(dict)
+    holders: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    models: list[str] = []
+    for row in rows:
+        cells[row["consumer"]][row["model"]] = describe(row)
+        models += [row["model"]] if row["model"] not in models else []
+        if row.get("flag_text") and row["model"] not in holders[row["flag"]][row["flag_text"]]:
+            holders[row["flag"]][row["flag_text"]].append(row["model"])
+    out = [
+        STEP_HEADING,
+        STEP_NOTES,
+        versions() + "\n",
+        "Models: " + "; ".join(f"`{m}` ({MODELS.get(m, m)})" for m in models) + ".\n",
+    ]
+    out.append("| consumer | " + " | ".join(models) + " |")
+    out.append("|---|" + "---|" * len(models))
+    for consumer, by_model in cells.items():
+        out.append(f"| {consumer} | " + " | ".join(by_model.get(m, "n/a") for m in models) + " |")
+    out.append("\nThe flags these exports carry (`rm_trl.consumers`), for the consumers above:\n")
+    for key, what in CONSUMERS.items():
+        if holders[key]:
+            out.append(f"- `{key}` ({what}):")
+            out += [f"  - {', '.join(names)}: {text}" for text, names in holders[key].items()]
+    return "\n".join(out) + "\n"
 
 
 def tables(rows: list[dict]) -> str:
@@ -129,29 +171,59 @@ def flag_section(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def main() -> None:
-    from tests.consumer_models import MODELS, VARIANTS
+STEP_TESTS = os.path.join("tests", "test_stepwise_consumers.py")
+STEP_VARIANT = "stepwise"  # the variant the stepwise cells record
+
+
+def run_cells(tests: list[str]) -> tuple[list[dict], str]:
+    """Run the test files with cell recording on; their cells and pytest's summary line."""
     from tests.consumer_record import RECORD_ENV
 
     with tempfile.TemporaryDirectory() as tmp:
         record = os.path.join(tmp, "cells.jsonl")
         env = dict(os.environ, **{RECORD_ENV: record})
-        test = os.path.join("tests", "test_consumers.py")
-        command = [sys.executable, "-m", "pytest", test, "-q", "-p", "no:cacheprovider", "-W", "ignore"]
+        command = [sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", "-W", "ignore"]
         proc = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
-            sys.exit(f"tests/test_consumers.py failed; docs/consumers.md not written:\n{proc.stdout[-4000:]}")
+            sys.exit(f"{' '.join(tests)} failed; docs/consumers.md not written:\n{proc.stdout[-4000:]}")
         with open(record, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f]
+            return [json.loads(line) for line in f], proc.stdout.strip().splitlines()[-1]
+
+
+def outcome_part(document: str) -> str:
+    """The outcome tables and flags of an existing document (from the first model table to the stepwise section)."""
+    from tests.consumer_models import MODELS
+
+    start = document.index(f"\n## {next(iter(MODELS))}: ")
+    end = document.find(STEP_HEADING, start)
+    return document[start : end if end >= 0 else len(document)].rstrip("\n") + "\n"
+
+
+def main() -> None:
+    from tests.consumer_models import MODELS, VARIANTS
+
+    path = os.path.join(REPO_ROOT, "docs", "consumers.md")
+    run_with = versions()
+    if "--stepwise" in sys.argv[1:]:  # the outcome tables stay as they are, with the versions they ran under
+        with open(path, encoding="utf-8") as f:
+            document = f.read()
+        outcome = outcome_part(document)
+        run_with = next((line for line in document.splitlines() if line.startswith("Run with ")), run_with)
+        rows, summary = run_cells([STEP_TESTS])
+        step_rows = rows
+    else:
+        rows, summary = run_cells([os.path.join("tests", "test_consumers.py"), STEP_TESTS])
+        step_rows = [r for r in rows if r["variant"] == STEP_VARIANT]
+        outcome_rows = [r for r in rows if r["variant"] != STEP_VARIANT]
+        outcome = tables(outcome_rows) + flag_section(outcome_rows)
     header = HEADER.format(
-        versions=versions(),
+        versions=run_with,
         models="; ".join(f"`{k}` ({v})" for k, v in MODELS.items()),
         variants="; ".join(f"`{k}` ({v})" for k, v in VARIANTS.items()),
     )
-    path = os.path.join(REPO_ROOT, "docs", "consumers.md")
     with open(path, "w", encoding="utf-8") as f:
-        f.write(header + NOTES + tables(rows) + flag_section(rows))
-    print(f"{path}: {len(rows)} cells; {proc.stdout.strip().splitlines()[-1]}")
+        f.write(header + NOTES + outcome + step_section(step_rows))
+    print(f"{path}: {len(rows)} cells; {summary}")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,10 @@ def write_model_card(
             "the reward training defined (see Consumers below). Use "
             f'`reward_funcs=rm_trl.rl.RewardFunction("{ref}")` to score exactly as in training.'
         )
-    usage = step_usage(metadata, ref) if metadata.get("step_rewards") else outcome_usage(metadata, ref, eos_note)
+    if metadata.get("step_rewards"):
+        usage = step_usage(metadata, ref, token_class=token_class_holds_score(output_dir))
+    else:
+        usage = outcome_usage(metadata, ref, eos_note)
     card = f"""---
 {card_header(metadata)}---
 
@@ -133,11 +136,47 @@ with torch.no_grad():
 ```"""
 
 
-def step_usage(metadata: dict[str, Any], ref: str) -> str:
-    """How plain transformers reads a process reward model's step rewards (`docs/process_rewards.md`)."""
+def token_class_holds_score(output_dir: str) -> bool:
+    """Whether `AutoModelForTokenClassification` of the export's architecture keeps the trained per-token head: a
+    linear `score` with `num_labels` outputs, as the sequence-classification class has (Llama, Qwen2, Mistral, ...;
+    GPT-2-style token classes name it `classifier` and would start from a random head). Built on the meta device:
+    no weights are read or allocated."""
+    import torch
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    try:
+        config = AutoConfig.from_pretrained(output_dir)
+        with torch.device("meta"):
+            model = AutoModelForTokenClassification.from_config(config)
+    except Exception:  # no token-classification class (or remote code): the card shows the universal reading
+        return False
+    head = getattr(model, "score", None)
+    return isinstance(head, torch.nn.Linear) and head.out_features == config.num_labels
+
+
+def step_usage(metadata: dict[str, Any], ref: str, token_class: bool = True) -> str:
+    """How plain transformers reads a process reward model's step rewards (`docs/process_rewards.md`);
+    `token_class`: whether `AutoModelForTokenClassification` keeps the trained head (`token_class_holds_score`),
+    else the card reads the sequence-classification class's `score` on the hidden states."""
     steps = metadata["step_rewards"]
     separator, rule = steps["separator"], steps["aggregation"]
-    if steps.get("reading") == "prefix":
+    if steps.get("reading") != "prefix" and not token_class:
+        read = f"""Each step is followed by the separator token `{separator}` (id {steps["separator_id"]}); a step's
+reward is the per-token output of the `score` head at its separator (the sequence-classification output itself is
+the last step's):
+
+```python
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{ref}")
+model = AutoModelForSequenceClassification.from_pretrained("{ref}")
+inputs = tokenizer(prompt + "".join(s + "{separator}" for s in steps), return_tensors="pt")
+with torch.no_grad():
+    logits = model.score(model.base_model(**inputs).last_hidden_state)[0, :, 0]
+step_logits = logits[inputs["input_ids"][0] == {steps["separator_id"]}]
+```"""
+    elif steps.get("reading") == "prefix":
         read = f"""Each step's reward is the first logit of a sequence-classification forward on the prompt plus the
 steps up to it, each followed by `{separator}`:
 
@@ -153,8 +192,8 @@ with torch.no_grad():
 ```"""
     else:
         read = f"""Each step is followed by the separator token `{separator}` (id {steps["separator_id"]}); a step's
-reward is the per-token logit at its separator, which `AutoModelForTokenClassification` returns (same weights; the
-sequence-classification class reads the last step's):
+reward is the per-token logit at its separator, which `AutoModelForTokenClassification` returns (it picks the class
+from `model_type`; `architectures` names the sequence-classification class, which reads the last step's only):
 
 ```python
 import torch
@@ -166,7 +205,12 @@ inputs = tokenizer(prompt + "".join(s + "{separator}" for s in steps), return_te
 with torch.no_grad():
     logits = model(**inputs).logits[0, :, 0]
 step_logits = logits[inputs["input_ids"][0] == {steps["separator_id"]}]
-```"""
+```
+
+transformers reports `score.bias` as missing: the token-classification head has a bias, the trained head (the
+sequence-classification `score`) has none, and the missing bias is initialised to zero, so these are the trained
+logits. The same numbers without that report: `model = AutoModelForSequenceClassification.from_pretrained(...)`,
+then `logits = model.score(model.base_model(**inputs).last_hidden_state)[0, :, 0]`."""
     return f"""This is a process reward model: one logit per step of a solution (the probability that the solution is
 still correct after that step is its sigmoid). {read}
 

@@ -119,10 +119,11 @@ def step_consumer_flags(metadata: dict[str, Any]) -> dict[str, str]:
         left = "differs: the pooler reads the first position, which left padding fills with pad; pad on the right"
     else:
         plain = (
-            f"exact: AutoModelForTokenClassification on prompt + every step followed by {separator!r}, read at the "
-            "separators (AutoModelForSequenceClassification reads the last step's)"
+            f"exact: the per-token `score` output on prompt + every step followed by {separator!r}, read at the "
+            "separators (AutoModelForTokenClassification where its head is `score`, see the card; "
+            "AutoModelForSequenceClassification reads the last step's)"
         )
-        left = "differs: left padding shifts position ids; pad on the right"
+        left = "exact: the same read on a left-padded batch"
     aggregate = f"the {rule} of the step probabilities, steps split on {delimiter!r}"
     whole_text = (
         "differs: reads one logit of the whole text, without step separators; a process reward model's reward is "
