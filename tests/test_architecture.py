@@ -24,7 +24,8 @@ LAYERS: list[set[str]] = [
     {"export"},  # metadata, consumers, card, exporters, Hub upload
     {"evaluation", "eval_report"},  # metrics of scored data, reports
     {"diagnostics", "trainers"},  # the Trainer subclasses and their callbacks
-    {"rl", "serve_items", "serve_limits", "serve", "recipe", "cli"},  # entry points and consumers
+    {"rl", "serve_items", "serve_limits", "serve", "recipe", "cli", "compare"},  # entry points and consumers
+    {"lab"},  # the loss lab: trains through recipe.main, scores, tabulates (docs/loss_lab.md)
 ]
 LAYER_OF = {name: level for level, names in enumerate(LAYERS) for name in names}
 MAX_LINES = 400
