@@ -11,7 +11,7 @@ import os
 import sys
 
 import yaml
-from transformers import set_seed
+from transformers import TrainerCallback, set_seed
 from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 
 from .config import RewardConfig
@@ -190,6 +190,7 @@ def run(
     data_args: DataArguments,
     training_args: RewardConfig,
     model_args: ModelConfig,
+    callbacks: list[TrainerCallback] | None = None,
 ) -> dict[str, float]:
     # 1. The model, as a sequence classifier, and its tokenizer with a safe pad token.
     #    Seed first: the reward head is freshly initialised here.
@@ -223,7 +224,8 @@ def run(
             eval_dataset=eval_dataset,
             processing_class=tokenizer,
             peft_config=get_peft_config(model_args),
-            callbacks=diagnostic_callbacks(),  # off unless the environment asks (`rm_trl.diagnostics`)
+            # diagnostics are off unless the environment asks (`rm_trl.diagnostics`); `callbacks` are the caller's
+            callbacks=[*diagnostic_callbacks(), *(callbacks or [])],
         )
     for split, conversion in (("train", train_conversion), ("eval", eval_conversion)):
         if conversion and split in trainer.data_reports:

@@ -3,17 +3,17 @@
     python scripts/length_baselines.py
 
 Scores every response by its length in characters and evaluates that "reward" with the same metrics as the
-models (pairwise accuracy; Spearman for rated data; pair accuracy over untied pairs for ranked lists).
+models (`rm_trl.evaluation.evaluate_length_baseline`: pairwise accuracy; Spearman for rated data; pair accuracy over
+untied pairs for ranked lists). `recipes/compare.py` reports the same baseline next to every comparison.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
-import numpy as np
-
-from rm_trl.metrics import correlation, pairwise_accuracy, ranked_group_metrics
+from rm_trl.data import load_data
+from rm_trl.data.formats import FORMATS
+from rm_trl.evaluation import evaluate_length_baseline
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 TESTS = {
@@ -23,24 +23,20 @@ TESTS = {
     "USR Topical-Chat rated": "usr-dialog-ratings/rated_topicalchat_test.jsonl",
     "oasst1 ranked": "oasst1-en100/ranked_test.jsonl",
 }
+DESCRIBE = {
+    "pairwise": "pairwise accuracy {value:.3f} (chosen longer)",
+    "rated": "Spearman {value:.3f}",
+    "ranked": "pair accuracy {value:.3f} over {pairs:.0f} untied pairs",
+}
 
 
 def main() -> None:
     print("| test set | length-only baseline |")
     print("|---|---|")
     for name, path in TESTS.items():
-        rows = [json.loads(line) for line in open(os.path.join(SHARED, path))]
-        if "chosen" in rows[0]:
-            lengths = {key: np.array([len(r[key]) for r in rows]) for key in ("chosen", "rejected")}
-            value = pairwise_accuracy(lengths["chosen"], lengths["rejected"])
-            text = f"pairwise accuracy {value:.3f} (chosen longer)"
-        elif "completions" in rows[0]:
-            groups = [(np.array([len(c) for c in r["completions"]]), np.array(r["ranks"])) for r in rows]
-            metrics = ranked_group_metrics(groups)
-            text = f"pair accuracy {metrics['pair_accuracy']:.3f} over {metrics['pairs']:.0f} untied pairs"
-        else:
-            value = correlation([len(r["response"]) for r in rows], [r["score"] for r in rows], "spearman")
-            text = f"Spearman {value:.3f}"
+        result = evaluate_length_baseline(load_data(os.path.join(SHARED, path)), bootstrap_samples=0)
+        value = result.metrics[FORMATS[result.kind].headline]
+        text = DESCRIBE[result.kind].format(value=value, pairs=result.metrics.get("pairs", 0))
         print(f"| {name} | {text} |")
 
 

@@ -56,6 +56,7 @@ class RewardTrainer(ExportingMixin, SafeCheckpointsMixin, Trainer):
             here; see `rm_trl.data`), or datasets already prepared by `rm_trl.data.prepare_dataset`.
         processing_class: the tokenizer; loaded from the model when omitted.
         peft_config: a `peft.LoraConfig` to train a LoRA adapter (the reward head is always trained and saved).
+    `metric_for_best_model: headline` names the family's headline eval metric (`eval_accuracy`, `eval_spearman`, ...).
     """
 
     config_class: type[RewardConfig] = RewardConfig
@@ -138,6 +139,8 @@ class RewardTrainer(ExportingMixin, SafeCheckpointsMixin, Trainer):
         )
         self._train_metrics: dict[str, list[float]] = defaultdict(list)
         self.skipped_nonfinite_batches = 0
+        if self.args.metric_for_best_model in ("headline", "eval_headline"):  # any family: its format's headline
+            self.args.metric_for_best_model = f"eval_{self.headline_metric()}"
         self._record_metadata()
 
     # ----- hooks a loss family overrides -------------------------------------------------------------------------
