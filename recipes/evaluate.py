@@ -5,7 +5,9 @@
     python recipes/evaluate.py model=my-org/my-rm data=my-org/prefs split=test subset_column=category
 
 `key=value` and `--key value` both work. Writes eval.json, eval.md and PNG plots to `output_dir`
-(default: `<model>/eval` for a local model).
+(default: `<model>/eval` for a local model). Calibration: `ece` / `brier` of `sigmoid(margin)`, the same after the
+temperature fitted on this data (`*_fitted_temperature`, in-sample) and, for a calibrated export, after its own
+temperature (`*_model_temperature`, fitted on another split: see docs/calibration.md).
 """
 
 import os

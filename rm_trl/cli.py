@@ -1,4 +1,5 @@
-"""`rm-trl` command line: `rm-trl score` (JSONL in, JSONL out) and `rm-trl serve` (HTTP reward server).
+"""`rm-trl` command line: `rm-trl score` (JSONL in, JSONL out), `rm-trl serve` (HTTP reward server) and
+`rm-trl calibrate` (fit an export's preference temperature on held-out data, `docs/calibration.md`).
 
 `rm-trl score` reads any registered feedback format (`rm_trl.data.formats.FORMATS`): `--format` choices and what it
 writes per row (`FeedbackFormat.write_scores`) come from the registry."""
@@ -19,6 +20,7 @@ def score_main(args: argparse.Namespace) -> int:
     """Score every scorable row; each other row is written back unchanged with a `reward_error` naming the field.
     Exit 0 with counts on stderr; only an unreadable input file (or `--invalid_rows error`) is an error."""
     from .data.formats import FORMATS, detect_format
+    from .data.formats.pairwise import PAIRWISE
     from .data.loading import load_data
     from .data.report import DataValidationError
     from .scoring import RewardScorer
@@ -40,6 +42,7 @@ def score_main(args: argparse.Namespace) -> int:
         raise DataValidationError(f"{len(problems)} row(s) of {args.input} cannot be scored:\n{shown}")
     scored = scorer.score_prepared(prepared, progress=not args.quiet)
     feedback_format = FORMATS[kind]
+    calibrated = scorer.temperature is not None and kind == PAIRWISE  # pairs get a calibrated probability too
     by_row = dict(zip(scored.rows, scored.rewards_for(feedback_format)))
     with open(args.output, "w", encoding="utf-8") if args.output != "-" else contextlib.nullcontext(sys.stdout) as out:
         for index, row in enumerate(_rows_as_written(args.input, dataset)):
@@ -48,11 +51,15 @@ def score_main(args: argparse.Namespace) -> int:
                 row["reward_error"] = prepared.not_kept.get(index, "not scored")
             else:
                 feedback_format.write_scores(row, rewards)
+                if calibrated:  # beside `preference_probability` (T = 1, as trained), the one at the export's T
+                    row["preference_probability_calibrated"] = float(scorer.preference_probability(*rewards[:2]))
                 if feedback_format.per_position:  # a process reward model: its steps' rewards, then their aggregate
                     row["reward"] = scorer.aggregate(rewards)
             out.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
     report = prepared.report
     print(f"scored {report.rows_out}/{report.rows_in} rows ({report.summary()}) -> {args.output}", file=sys.stderr)
+    if calibrated:
+        print(f"calibrated: T = {scorer.temperature:.4g} (preference_probability_calibrated)", file=sys.stderr)
     if problems:
         more = f"\n  ... {len(problems) - 10} more" if len(problems) > 10 else ""
         print(
@@ -107,12 +114,44 @@ def serve_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def calibrate_main(args: argparse.Namespace) -> int:
+    """Fit the export's preference temperature on `--data` and write it into its config.json and card."""
+    from .export.calibration import calibrate_export
+
+    entry = calibrate_export(
+        args.model,
+        args.data,
+        split=args.split,
+        data_config=args.data_config,
+        kind=None if args.format == "auto" else args.format,
+        score_column=args.score_column,
+        invalid_rows=args.invalid_rows,
+        batch_tokens=args.batch_tokens,
+        trust_remote_code=args.trust_remote_code,
+        write=not args.dry_run,
+    )
+    print(
+        f"temperature T = {entry['temperature']:.4g} ({entry['status']}) on {entry['pairs']} pairs of "
+        f"{entry['fitted_on']}: ECE {entry['ece_before']:.4f} -> {entry['ece_after']:.4f}, Brier "
+        f"{entry['brier_before']:.4f} -> {entry['brier_after']:.4f}",
+        file=sys.stderr,
+    )
+    if args.dry_run:
+        print("nothing written (--dry_run)", file=sys.stderr)
+    else:
+        config = os.path.join(args.model, "config.json")
+        print(f"recorded in {config} (rm_trl.calibration) and the model card; rewards unchanged", file=sys.stderr)
+    print(json.dumps(entry))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .data.formats import FORMATS, join_or  # `rm-trl score` reads every format registered by now
     from .metrics.stepwise import STEP_AGGREGATIONS
 
     parser = argparse.ArgumentParser(
-        prog="rm-trl", description="Train, score with, or serve an rm-trl reward model (--debug: tracebacks)."
+        prog="rm-trl",
+        description="Train, score with, serve or calibrate an rm-trl reward model (--debug: tracebacks).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("train", help="train a reward model: rm-trl train <family> --config my.yaml (see rm-trl train -h)")
@@ -190,6 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep_alive_s", type=float, default=5.0, help="idle keep-alive connections are closed after this (uvicorn)"
     )
     serve.set_defaults(func=serve_main)
+
+    calibrate = sub.add_parser(
+        "calibrate", help="fit an export's preference temperature on held-out data and record it (config.json, card)"
+    )
+    calibrate.add_argument("--model", required=True, help="local export folder (its config.json and card are updated)")
+    calibrate.add_argument("--data", required=True, help="held-out pairwise, ranked or rated data (file, folder, Hub)")
+    calibrate.add_argument("--split", default="test", help="split of --data, for Hub datasets and DatasetDicts")
+    calibrate.add_argument("--data_config", default=None, help="Hub dataset configuration")
+    calibrate.add_argument("--format", default="auto", choices=("auto", *FORMATS))
+    calibrate.add_argument("--score_column", default="score", help="rated data: the gold score column")
+    calibrate.add_argument("--invalid_rows", default="error", choices=("error", "skip"))
+    calibrate.add_argument("--batch_tokens", type=int, default=16384, help="padded tokens per forward")
+    calibrate.add_argument("--trust_remote_code", action="store_true")
+    calibrate.add_argument("--dry_run", action="store_true", help="print the temperature, write nothing")
+    calibrate.set_defaults(func=calibrate_main)
     return parser
 
 
@@ -211,7 +265,7 @@ def train_main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`rm-trl train|score|serve`; user errors print one message and exit 1 (a traceback with `--debug`)."""
+    """`rm-trl train|score|serve|calibrate`; user errors print one message and exit 1 (a traceback with `--debug`)."""
     from .errors import pop_debug_flag, run_entry_point
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -95,6 +95,9 @@ class RewardConfig(TrainingArguments):
             training rows) and normalise: baked into the head when its last layer has a bias (encoders), so every
             consumer reads `(r - mean) / std`; stored in the config otherwise (decoder `score` heads have no bias),
             where rm-trl's scorer, CLI and server apply it with `normalize`. The model card says which.
+        calibrate_temperature (`bool`, defaults to `False`):
+            At export, fit a temperature `T` for `P(a > b) = sigmoid((r_a - r_b) / T)` on the eval split's preference
+            pairs and store it (`rm_trl.calibration`, the card); rewards are unchanged (`docs/calibration.md`).
         license (`str` or `None`, defaults to `None`):
             License written in the exported model card's metadata (e.g. `"apache-2.0"`); check the base model's and
             the data's licenses. `None` leaves it out.
@@ -115,7 +118,6 @@ class RewardConfig(TrainingArguments):
         train_sampling_strategy (`str`, defaults to `"group_by_length"`):
             Transformers' length-grouped sampling: shuffle, then sort by length within large windows, so batches
             hold rows of similar length (little padding) while the order stays random.
-
         cpu_threads (`int` or `None`, defaults to `None`):
             Torch threads per process when training on CPU. `accelerate launch` without a CPU config exports
             `OMP_NUM_THREADS=1`, which halves speed on a 2-core machine; by default rm-trl uses every core available
@@ -197,6 +199,9 @@ class RewardConfig(TrainingArguments):
     )
     normalize_rewards: bool = field(
         default=False, metadata={"help": "Normalise exported rewards to mean 0, std 1 (baked or stored)."}
+    )
+    calibrate_temperature: bool = field(
+        default=False, metadata={"help": "Fit a preference temperature on the eval split at export; rewards unchanged."}
     )
     license: str | None = field(default=None, metadata={"help": "License for the model card (e.g. apache-2.0)."})
     export_merged: bool = field(

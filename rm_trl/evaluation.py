@@ -24,11 +24,14 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from .data.formats import FORMATS, ScoredRows, detect_format
+from .data.formats import FORMATS, ChatRenderer, ScoredRows, detect_format
+from .data.formats.pairwise import DEFAULT_TURN_MARKERS
 from .data.pipeline import RESPONSE_IDS
+from .data.validate import PROBLEMS, ROW, detect_layout, parse_rows
 from .metrics import (
     BOOTSTRAP_SAMPLES,
     CALIBRATION_BINS,
+    Evaluation,
     affine_fit_errors,
     bootstrap_interval,
     calibration,
@@ -36,6 +39,7 @@ from .metrics import (
     pairwise_accuracy,
     per_subset,
     ranked_group_metrics,
+    temperature_scaling_metrics,
 )
 from .scoring import RewardScorer, ScoredData
 
@@ -44,7 +48,12 @@ SUBSET_COLUMNS = ("subset", "category", "source", "domain", "lang_pair")
 
 @dataclass
 class EvalResult:
-    """Everything an evaluation produced: metrics, per-subset metrics, and the arrays the plots need."""
+    """Everything an evaluation produced: metrics, per-subset metrics, and the arrays the plots need.
+
+    `items` are the per-item rewards behind the numbers (source row of each scored row, its rewards, its response
+    lengths) and `evaluation` the format's `Evaluation` of them, whose `headline(indices)` recomputes the headline
+    on any selection of those items: what paired tests between two models on the same test items resample.
+    """
 
     kind: str
     metrics: dict[str, float]
@@ -52,6 +61,8 @@ class EvalResult:
     subsets: dict[str, dict[str, float]] = field(default_factory=dict)
     curves: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+    items: ScoredRows | None = None
+    evaluation: Evaluation | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,17 +92,27 @@ def evaluate_scored(
     bootstrap_samples: int = BOOTSTRAP_SAMPLES,
 ) -> EvalResult:
     """Compute the metrics of `kind` from scored rows; `raw` is the source dataset (for subsets and scores)."""
-    rows = np.asarray(scored.rows)
-    lengths = [np.array([len(r) for r in response_ids]) for response_ids in scored.prepared.dataset[RESPONSE_IDS]]
-    subset_col = _subset_column(raw, subset_column)
-    subsets = np.asarray(raw[subset_col])[rows] if subset_col else None
     if kind not in FORMATS:
         raise ValueError(f"unknown data kind {kind!r}")
+    lengths = [np.array([len(r) for r in response_ids]) for response_ids in scored.prepared.dataset[RESPONSE_IDS]]
+    rewards = scored.rewards_for(FORMATS[kind])  # [K] per row, or every step's (process reward models)
+    items = ScoredRows(raw, np.asarray(scored.rows), rewards, lengths, score_column)
+    result = evaluate_items(items, kind, subset_column=subset_column, bootstrap_samples=bootstrap_samples)
+    result.report = scored.prepared.report.to_dict()
+    return result
+
+
+def evaluate_items(
+    items: ScoredRows, kind: str, *, subset_column: str | None = None, bootstrap_samples: int = BOOTSTRAP_SAMPLES
+) -> EvalResult:
+    """The metrics of `kind` from per-item rewards, whoever gave them (a model, a baseline, a saved run), with the
+    headline's bootstrap interval and per-subset table."""
     feedback_format = FORMATS[kind]
-    rewards = scored.rewards_for(feedback_format)  # [K] per row, or every step's (process reward models)
-    evaluation = feedback_format.evaluate(ScoredRows(raw, rows, rewards, lengths, score_column))
+    subset_col = _subset_column(items.raw, subset_column)
+    subsets = np.asarray(items.raw[subset_col])[items.rows] if subset_col else None
+    evaluation = feedback_format.evaluate(items)
     headline = feedback_format.headline
-    result = EvalResult(kind, evaluation.metrics, curves=evaluation.curves)
+    result = EvalResult(kind, evaluation.metrics, curves=evaluation.curves, items=items, evaluation=evaluation)
     result.intervals = {headline: bootstrap_interval(evaluation.rows, evaluation.headline, bootstrap_samples)}
     if subsets is not None:
         result.subsets = per_subset(subsets, lambda idx: {headline: evaluation.headline(idx)})
@@ -100,7 +121,6 @@ def evaluate_scored(
         result.metrics[f"subset_mean_{headline}"] = (
             float(np.mean(values_by_subset)) if values_by_subset else float("nan")
         )
-    result.report = scored.prepared.report.to_dict()
     return result
 
 
@@ -119,7 +139,7 @@ def evaluate_dataset(
     kind = kind or detect_format(dataset.column_names)
     options: dict[str, Any] = {"invalid_rows": invalid_rows, **FORMATS[kind].gold_options(score_column)}
     scored = scorer.score(dataset, kind=kind, progress=progress, **options)
-    return evaluate_scored(
+    result = evaluate_scored(
         scored,
         dataset,
         kind,
@@ -127,6 +147,37 @@ def evaluate_dataset(
         score_column=score_column,
         bootstrap_samples=bootstrap_samples,
     )
+    margins = result.curves.get("preference_margins")
+    if scorer.temperature is not None and margins is not None:  # a calibrated export: ECE / Brier at its own T
+        result.metrics.update(temperature_scaling_metrics(margins, scorer.temperature, "model_temperature"))
+    return result
+
+
+def evaluate_length_baseline(
+    dataset: Dataset,
+    *,
+    kind: str | None = None,
+    score_column: str = "score",
+    tokenizer=None,
+    bootstrap_samples: int = BOOTSTRAP_SAMPLES,
+) -> EvalResult:
+    """Evaluate "the longer response is better": each response's length in characters as its reward, on the rows
+    an evaluation would score, with the metrics a model gets. Reward models learn length first; a model that does
+    not beat this baseline has learned little else. `tokenizer` renders conversational rows (its chat template)."""
+    kind = kind or detect_format(dataset.column_names)
+    feedback_format = FORMATS[kind]
+    if feedback_format.per_position:
+        raise ValueError(f"{kind} data has a reward per step: a length baseline gives one per response")
+    options = {"turn_markers": DEFAULT_TURN_MARKERS, **feedback_format.gold_options(score_column), "training": True}
+    layout = detect_layout(feedback_format.schema, dataset, options, "the length baseline's data")
+    renderer = ChatRenderer(tokenizer) if layout.conversational else None
+    parsed = parse_rows(dataset, feedback_format.schema, layout, options, renderer=renderer, desc="Length baseline")
+    valid = [i for i, problems in enumerate(parsed[PROBLEMS]) if not problems]
+    responses = parsed["_responses"]
+    lengths = [np.array([len(text) for text in responses[i]], np.float64) for i in valid]
+    rows = np.asarray(parsed[ROW])[valid]
+    items = ScoredRows(dataset, rows, lengths, lengths, score_column)
+    return evaluate_items(items, kind, bootstrap_samples=bootstrap_samples)
 
 
 __all__ = [  # the metric functions are re-exported from `rm_trl.metrics`, where they live
@@ -138,6 +189,8 @@ __all__ = [  # the metric functions are re-exported from `rm_trl.metrics`, where
     "calibration",
     "correlation",
     "evaluate_dataset",
+    "evaluate_items",
+    "evaluate_length_baseline",
     "evaluate_scored",
     "pairwise_accuracy",
     "ranked_group_metrics",

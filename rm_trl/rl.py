@@ -38,6 +38,9 @@ class RewardFunction:
     `text_delimiter` (pieces holding only white space dropped), reads every step's reward and returns their
     recorded aggregation (`min` / `product` / `last` / `mean` of the step probabilities), one float per
     completion; a completion with no step, or a step holding the step separator, gets `None`.
+
+    An export's calibrated temperature (`rm_trl.calibration`, `docs/calibration.md`) does not change these rewards:
+    it only scales the preference probabilities `RewardScorer.preference_probability` computes from them.
     """
 
     def __init__(self, model: str | RewardScorer, normalize: bool = True, **scorer_kwargs: Any):

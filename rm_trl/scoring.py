@@ -30,6 +30,7 @@ from .data.pipeline import (
     prepare_for_scoring,
 )
 from .errors import ConfigError
+from .metrics.calibration import preference_probabilities
 from .metrics.stepwise import STEP_AGGREGATIONS, aggregate_steps, step_probabilities
 from .modeling import get_metadata, load_reward_model
 from .reward_reading import reward_reader
@@ -107,6 +108,10 @@ class RewardScorer:
             not bake it into its head; a no-op for baked or unnormalised models.
         step_aggregation: process reward models: how step rewards become one reward (`min`, `product`, `last`,
             `mean` of the step probabilities); by default the rule recorded in the export (`rm_trl.step_rewards`).
+
+    `temperature` is the export's calibrated preference temperature (`rm_trl.calibration`, `docs/calibration.md`)
+    in the units of the rewards this scorer returns (divided by the std when it applies stored normalisation),
+    or None; `preference_probability` uses it. Rewards are never changed by it.
     """
 
     def __init__(
@@ -158,6 +163,26 @@ class RewardScorer:
                 stats["mean"],
                 stats["std"],
             )
+        stored_temperature = (metadata.get("calibration") or {}).get("temperature")
+        self.temperature: float | None = None if stored_temperature is None else stored_temperature / self.scale
+
+    def preference_probability(self, first: np.ndarray | float, second: np.ndarray | float) -> np.ndarray:
+        """`P(first preferred over second) = sigmoid((first - second) / T)` from rewards this scorer returned, with
+        the export's calibrated temperature (`T = 1`, the training-time Bradley-Terry probability, without one)."""
+        if self.steps:
+            raise ConfigError(
+                "a process reward model's reward is an aggregate of step probabilities, not a Bradley-Terry score: "
+                "it has no preference probability"
+            )
+        margins = np.asarray(first, np.float64) - np.asarray(second, np.float64)
+        return preference_probabilities(margins, self.temperature or 1.0)
+
+    def compare_texts(self, prompts: list[str], first: list[str], second: list[str]) -> np.ndarray:
+        """For each prompt, the probability that response `first[i]` is preferred over `second[i]`
+        (`preference_probability` of their rewards; NaN where either cannot be scored)."""
+        n = len(prompts)
+        rewards = self.score_texts(list(prompts) * 2, list(first) + list(second))
+        return self.preference_probability(rewards[:n], rewards[n:])
 
     @classmethod
     def from_pretrained(cls, path: str, **kwargs: Any) -> RewardScorer:

@@ -4,7 +4,8 @@ Endpoints:
 - `GET /health`: status and what the model is;
 - `POST /get_reward`: OpenRLHF's shape, `{"query": [full texts], "prompts": [optional]}` ->
   `{"rewards": [...], "scores": [...], "empty": [indices]}`;
-- `POST /score`: `{"prompts": [...], "responses": [...]}` -> `{"rewards": [...], "empty": [indices]}`.
+- `POST /score`: `{"prompts": [...], "responses": [...]}` -> `{"rewards": [...], "empty": [indices]}`, plus
+  `"temperature"` for a calibrated export: `P(i over j) = sigmoid((rewards[i] - rewards[j]) / temperature)`.
 
 A process reward model (`rm_trl.step_rewards` in its config, `docs/process_rewards.md`) answers `/score` with
 `{"prompts": [...], "steps": [[step, ...], ...]}` by `{"rewards": [aggregates], "step_rewards": [[logits]],
@@ -178,6 +179,7 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
         settings.max_batch_items,
     )
     own = [t for t in (scorer.tokenizer.eos_token, scorer.tokenizer.pad_token) if t]
+    calibration = {} if scorer.temperature is None else {"temperature": scorer.temperature}
     end_strings = [*settings.strip_suffixes, *own] if settings.strip_end_strings else []
 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -246,6 +248,7 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
             "max_length": scorer.max_length,
             "normalize": settings.normalize,
             "empty_response": settings.empty_response,
+            "temperature": scorer.temperature,  # the export's preference temperature (rewards' units), or null
         }
 
     @app.post("/score")
@@ -255,7 +258,7 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
             return await score_steps(data)
         responses, prompts = texts_and_prompts(data, "responses")
         rewards, empty = await score_items("responses", prompts or [""] * len(responses), responses)
-        return {"rewards": rewards, "empty": empty}
+        return {"rewards": rewards, "empty": empty, **calibration}
 
     @app.post("/get_reward")
     async def get_reward(request: Request) -> dict[str, Any]:

@@ -58,6 +58,10 @@ NOTES = """
   (no `score` head): serve them with `rm-trl serve`. PPO also scores empty rollouts, which rm-trl refuses.
 - **`rm-trl score` / `rm-trl serve` (OpenRLHF's `/get_reward`)**: exact; pass `--normalize` for stored
   normalisation.
+- **Preference probabilities** (`sigmoid((r_a - r_b) / T)`): an export calibrated with `calibrate_temperature` or
+  `rm-trl calibrate` stores `T` in `rm_trl.calibration` (units of `logits[:, 0]`); rewards are unchanged for every
+  consumer above. `RewardScorer.preference_probability`, `rm-trl score` (`preference_probability_calibrated`) and
+  `rm-trl serve` (`temperature` in `/health` and `/score`) use it; see [calibration.md](calibration.md).
 - **Process reward models** (stepwise exports): see the last section; their reward is an aggregate of step
   rewards, which only consumers that know the steps compute.
 """

@@ -4,6 +4,7 @@
 - `consumers`: per consumer (transformers, TRL, PPO, rm-trl score / serve), whether it reads the trained reward;
 - `card`: the model card; `folder`: data report, metrics, tokenizer check around the weights;
 - `heads`: exact head edits (attribute folding, baked normalisation); `normalize`: measuring the statistics;
+- `calibration`: the preference temperature, fitted at export or on an existing export (`rm-trl calibrate`);
 - `exporters`: one exporter per target (plain sequence classification today);
 - `hub`: uploading the finished folder in one commit.
 
@@ -12,6 +13,7 @@ sits above scoring (normalisation measures rewards with `RewardScorer`), which r
 `rm_trl.modeling.get_metadata`.
 """
 
+from .calibration import calibrate_export, check_calibration_data, temperature_calibrator, write_calibration
 from .card import card_header, write_model_card
 from .consumers import CONSUMERS, consumer_flags
 from .exporters import SequenceClassificationExporter
@@ -25,7 +27,9 @@ __all__ = [
     "METADATA_KEY",
     "SequenceClassificationExporter",
     "bake_normalization",
+    "calibrate_export",
     "card_header",
+    "check_calibration_data",
     "check_tokenizer_roundtrip",
     "consumer_flags",
     "finish_export_folder",
@@ -36,6 +40,8 @@ __all__ = [
     "reward_normalizer",
     "reward_token_rule",
     "save_metrics",
+    "temperature_calibrator",
     "training_metadata",
+    "write_calibration",
     "write_model_card",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -97,7 +98,7 @@ def write_model_card(
 |---|---|
 {metric_lines or "| (none) | |"}
 
-## Usage
+{calibration_section(metadata)}## Usage
 
 {usage}
 With TRL's online trainers (GRPO, RLOO): {trl_note}
@@ -116,6 +117,58 @@ Whether each consumer reads the reward this model was trained to give (`rm_trl.c
     with open(path, "w", encoding="utf-8") as f:
         f.write(card)
     return path
+
+
+CALIBRATION_HEADING = "## Calibration"
+
+
+def calibration_section(metadata: dict[str, Any]) -> str:
+    """The card's `## Calibration` section (ending with a blank line), or nothing without a fitted temperature."""
+    calib = metadata.get("calibration")
+    if not calib or calib.get("temperature") is None:
+        return ""
+    status = "" if calib.get("status") == "fitted" else f" (status `{calib.get('status')}`: see docs/calibration.md)"
+    return f"""{CALIBRATION_HEADING}
+
+Preference probabilities are calibrated by a temperature **T = {calib["temperature"]:.4g}**{status}, fitted on
+{calib.get("fitted_on")}: `P(a preferred over b) = sigmoid((r_a - r_b) / T)`, with `r` the raw `logits[:, 0]`
+(stored in `config.json`, `rm_trl.calibration`). On those {calib.get("pairs")} pairs: ECE {calib["ece_before"]:.4f}
+-> {calib["ece_after"]:.4f}, Brier {calib["brier_before"]:.4f} -> {calib["brier_after"]:.4f}. Rewards are unchanged;
+`RewardScorer.preference_probability`, `rm-trl score` (`preference_probability_calibrated`) and `rm-trl serve`
+(`temperature`) use T.
+
+"""
+
+
+def update_card_calibration(output_dir: str, metadata: dict[str, Any]) -> None:
+    """Put the `## Calibration` section into an existing card (replacing one there, else before `## Usage`, else
+    at the end); a folder without a card gets the full card."""
+    path = os.path.join(output_dir, "README.md")
+    if not os.path.isfile(path):
+        write_model_card(output_dir, metadata, _saved_metrics(output_dir))
+        return
+    with open(path, encoding="utf-8") as f:
+        card = f.read()
+    section = calibration_section(metadata)
+    if CALIBRATION_HEADING + "\n" in card:
+        start = card.index(CALIBRATION_HEADING + "\n")
+        end = card.find("\n## ", start + len(CALIBRATION_HEADING))
+        card = card[:start] + section + (card[end + 1 :] if end >= 0 else "")
+    elif "\n## Usage\n" in card:
+        at = card.index("\n## Usage\n") + 1
+        card = card[:at] + section + card[at:]
+    else:
+        card = card.rstrip("\n") + "\n\n" + section
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(card)
+
+
+def _saved_metrics(output_dir: str) -> dict[str, float] | None:
+    path = os.path.join(output_dir, "eval_results.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def outcome_usage(metadata: dict[str, Any], ref: str, eos_note: str) -> str:

@@ -21,6 +21,7 @@ from .metadata import METADATA_KEY
 
 HeadTransform = Callable[[PreTrainedModel, str], PreTrainedModel]
 Normalizer = Callable[[PreTrainedModel], tuple[PreTrainedModel, dict[str, Any]]]
+Calibrator = Callable[[PreTrainedModel], dict[str, Any]]
 
 
 @dataclass
@@ -32,10 +33,13 @@ class SequenceClassificationExporter:
             as the unfolded attribute model); `None` keeps the model as it is.
         normalizer: measures rewards and returns the normalised model and its statistics (`rm_trl.export.
             normalize`); `None` leaves rewards raw.
+        calibrator: fits the preference temperature on the final model's logits and returns the
+            `rm_trl.calibration` entry (`rm_trl.export.calibration`); it never changes the model.
     """
 
     transform: HeadTransform | None = None
     normalizer: Normalizer | None = None
+    calibrator: Calibrator | None = None
     target: ClassVar[str] = "sequence_classification"
 
     def export(
@@ -49,11 +53,13 @@ class SequenceClassificationExporter:
         exported = self.transform(final, output_dir) if self.transform is not None else final
         if self.normalizer is not None:
             exported, metadata["normalization"] = self.normalizer(exported)
+        if self.calibrator is not None:  # on the logits consumers read: after the head transform and normalisation
+            metadata["calibration"] = self.calibrator(exported)
         metadata["consumers"] = consumer_flags(metadata)  # after normalisation: baked or stored changes them
         setattr(exported.config, METADATA_KEY, metadata)
         if peft or exported is not final or not weights_saved:
             exported.save_pretrained(output_dir)
             tokenizer.save_pretrained(output_dir)
-        else:  # only the metadata may have grown (normalisation, consumer flags)
+        else:  # only the metadata may have grown (normalisation, calibration, consumer flags)
             exported.config.save_pretrained(output_dir)
         return metadata

@@ -1,5 +1,6 @@
 """Metrics of pairs (chosen, rejected): accuracy, margin and reward statistics for training logs and evaluation
-alike, plus what only an evaluation reports (calibration, length bias, accuracy by which response is longer)."""
+alike, plus what only an evaluation reports (calibration before and after temperature scaling, length bias, accuracy
+by which response is longer)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import CALIBRATION_BINS, preference_calibration, temperature_scaling_metrics
 from .common import Evaluation, length_bias
-
-CALIBRATION_BINS = 10
 
 
 def pairwise_accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float:
@@ -42,41 +42,19 @@ def pairwise_metrics(chosen: np.ndarray, rejected: np.ndarray) -> dict[str, floa
 
 
 def calibration(chosen: np.ndarray, rejected: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, Any]:
-    """Calibration of the Bradley-Terry preference probability `sigmoid(r_c - r_r)`.
-
-    Each pair is a binary prediction "the first response is preferred" with confidence `max(p, 1 - p)`; it is
-    right when `p > 0.5`. ECE is the count-weighted gap between mean confidence and accuracy over confidence bins
-    in [0.5, 1].
-    """
-    p = 1.0 / (1.0 + np.exp(-(np.asarray(chosen, np.float64) - np.asarray(rejected, np.float64))))
-    confidence = np.maximum(p, 1.0 - p)
-    correct = (p > 0.5).astype(np.float64)
-    edges = np.linspace(0.5, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    curve, ece = [], 0.0
-    for b in range(bins):
-        members = which == b
-        if not members.any():
-            continue
-        conf, acc = float(confidence[members].mean()), float(correct[members].mean())
-        ece += members.mean() * abs(acc - conf)
-        curve.append(
-            {
-                "bin": [float(edges[b]), float(edges[b + 1])],
-                "confidence": conf,
-                "accuracy": acc,
-                "count": int(members.sum()),
-            }
-        )
-    return {"ece": float(ece), "curve": curve}
+    """Calibration of the Bradley-Terry preference probability `sigmoid(r_c - r_r)`: expected calibration error,
+    Brier score and reliability curve (`rm_trl.metrics.calibration.preference_calibration`)."""
+    return preference_calibration(np.asarray(chosen, np.float64) - np.asarray(rejected, np.float64), bins=bins)
 
 
 def evaluate_pairs(
     chosen: np.ndarray, rejected: np.ndarray, chosen_len: np.ndarray, rejected_len: np.ndarray
 ) -> Evaluation:
     """Everything an evaluation reports on pairs; `*_len` are the responses' lengths in tokens."""
-    calib = calibration(chosen, rejected)
+    margins = np.asarray(chosen, np.float64) - np.asarray(rejected, np.float64)
+    calib = preference_calibration(margins)
     metrics = {**pair_statistics(chosen, rejected), "ece": calib["ece"], "pairs": float(len(chosen))}
+    metrics.update(brier=calib["brier"], **temperature_scaling_metrics(margins))
     rewards, lengths = np.concatenate([chosen, rejected]), np.concatenate([chosen_len, rejected_len])
     metrics.update(length_bias(rewards, lengths))
     for name, members in (("chosen_longer", chosen_len > rejected_len), ("chosen_shorter", chosen_len < rejected_len)):
@@ -86,6 +64,7 @@ def evaluate_pairs(
         "chosen": chosen,
         "rejected": rejected,
         "reliability": calib["curve"],
+        "preference_margins": margins,
         "lengths": lengths,
         "rewards": rewards,
     }

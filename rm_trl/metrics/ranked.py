@@ -1,6 +1,7 @@
 """Metrics of ranked lists (rank 0 = best, ties share a rank): one pass over the lists gives the numbers of training
-logs and evaluation alike (pair accuracy, top-1 accuracy, NDCG, Kendall tau); evaluation adds length bias and
-resamples the per-list counts for its intervals instead of recomputing every list."""
+logs and evaluation alike (pair accuracy, top-1 accuracy, NDCG, Kendall tau); evaluation adds length bias and the
+calibration of the lists' preference pairs, and resamples the per-list counts for its intervals instead of
+recomputing every list."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .calibration import calibration_metrics
 from .common import Evaluation, correlation, length_bias
 
 RankedList = tuple[np.ndarray, np.ndarray]  # (rewards, ranks) of one list, both [K]
@@ -85,13 +87,28 @@ def ranked_metrics(rewards: np.ndarray, ranks: np.ndarray) -> dict[str, float]:
     return ranked_group_metrics(groups)
 
 
+def list_pair_margins(groups: Sequence[RankedList]) -> np.ndarray:
+    """`reward(better) - reward(worse)` over every untied pair of every list: the preference pairs a ranked list
+    gives (as the `all_pairs` loss and `pair_accuracy` count them), for calibration."""
+    margins = [(rewards[:, None] - rewards[None, :])[ranks[:, None] < ranks[None, :]] for rewards, ranks in groups]
+    return np.concatenate([np.asarray(m, np.float64) for m in margins]) if margins else np.zeros(0)
+
+
 def evaluate_rankings(groups: Sequence[RankedList], lengths: Sequence[np.ndarray]) -> Evaluation:
     """Everything an evaluation reports on ranked lists; `lengths` are each list's response lengths in tokens."""
     stats = list_statistics(groups)
     metrics = ranked_summary(stats)
     all_rewards, all_lengths = np.concatenate([g[0] for g in groups]), np.concatenate(lengths)
     metrics.update(length_bias(all_rewards, all_lengths))
+    margins = list_pair_margins(groups)
+    metrics.update(calibration_metrics(margins))
     best = np.concatenate([g[0][g[1] == g[1].min()] for g in groups])
     others = np.concatenate([g[0][g[1] != g[1].min()] for g in groups])
-    curves = {"chosen": best, "rejected": others, "rewards": all_rewards, "lengths": all_lengths}
+    curves = {
+        "chosen": best,
+        "rejected": others,
+        "rewards": all_rewards,
+        "lengths": all_lengths,
+        "preference_margins": margins,
+    }
     return Evaluation(metrics, lambda i: list_pair_accuracy(stats, i), len(groups), curves)

@@ -1,11 +1,12 @@
 """Metrics of rated responses: correlations with the gold scores for training logs and evaluation alike, errors in
 the score scale, binary-label accuracy, and what only an evaluation reports (errors after an affine fit,
-same-prompt pair accuracy, length bias)."""
+same-prompt pair accuracy and calibration, length bias)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .calibration import calibration_metrics
 from .common import Evaluation, correlation, correlations, length_bias
 from .pairwise import pairwise_accuracy
 
@@ -64,6 +65,17 @@ def same_prompt_pairs(prompts: np.ndarray | None, gold: np.ndarray) -> list[tupl
     return [(i, j) for members in by_prompt.values() for i in members for j in members if gold[i] > gold[j]]
 
 
+def same_prompt_margins(values: np.ndarray, gold: np.ndarray, prompts: np.ndarray | None) -> np.ndarray:
+    """`reward(better) - reward(worse)` over the `same_prompt_pairs`: the preference pairs rated responses give
+    (responses to one prompt whose gold scores differ), for calibration."""
+    pairs = same_prompt_pairs(prompts, np.asarray(gold, np.float64))
+    if not pairs:
+        return np.zeros(0)
+    better, worse = np.array(pairs).T
+    values = np.asarray(values, np.float64)
+    return values[better] - values[worse]
+
+
 def evaluate_ratings(
     values: np.ndarray, gold: np.ndarray, prompts: np.ndarray | None, lengths: np.ndarray
 ) -> Evaluation:
@@ -72,10 +84,12 @@ def evaluate_ratings(
     metrics = {**correlations(values, gold), "responses": float(len(values))}
     metrics.update(affine_fit_errors(values, gold))
     pairs = same_prompt_pairs(prompts, gold)
+    curves = {"predicted": values, "gold": gold, "rewards": values, "lengths": lengths}
     if pairs:
         better, worse = np.array(pairs).T
         metrics["pair_accuracy"] = pairwise_accuracy(values[better], values[worse])
         metrics["pairs"] = float(len(pairs))
+        curves["preference_margins"] = np.asarray(values[better] - values[worse], np.float64)
+        metrics.update(calibration_metrics(curves["preference_margins"]))
     metrics.update(length_bias(values, lengths))
-    curves = {"predicted": values, "gold": gold, "rewards": values, "lengths": lengths}
     return Evaluation(metrics, lambda i: correlation(values[i], gold[i], "spearman"), len(values), curves)

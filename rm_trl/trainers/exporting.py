@@ -15,8 +15,10 @@ from transformers import PreTrainedModel
 from ..export import (
     METADATA_KEY,
     SequenceClassificationExporter,
+    check_calibration_data,
     finish_export_folder,
     reward_normalizer,
+    temperature_calibrator,
     training_metadata,
     write_model_card,
 )
@@ -27,7 +29,10 @@ class ExportingMixin:
     """Export methods of `RewardTrainer` (needs the Trainer's `accelerator`, `args`, `save_model`, ...)."""
 
     def _record_metadata(self) -> None:
-        """Record the `rm_trl` config entry at the start, so checkpoints carry it too."""
+        """Record the `rm_trl` config entry at the start, so checkpoints carry it too; with
+        `calibrate_temperature`, check first that the eval split can be calibrated on (fail before training)."""
+        if self.args.calibrate_temperature:
+            check_calibration_data(self.prepared, self.schema.name, self._calibration_score_columns())
         model = _base_model(self.accelerator.unwrap_model(self.model))
         prepared = self.prepared.get("train") or next(iter(self.prepared.values()), None)
         data = {"layout": prepared.layout, "template": prepared.template} if prepared is not None else {}
@@ -45,9 +50,22 @@ class ExportingMixin:
         return model
 
     def exporter(self) -> SequenceClassificationExporter:
-        """The main export's target: a plain sequence-classification checkpoint, normalised if asked."""
+        """The main export's target: a plain sequence-classification checkpoint, normalised and calibrated if
+        asked."""
         normalizer = reward_normalizer(self.processing_class, self.prepared) if self.args.normalize_rewards else None
-        return SequenceClassificationExporter(transform=self.export_transform, normalizer=normalizer)
+        calibrator = None
+        if self.args.calibrate_temperature:
+            columns = self._calibration_score_columns()
+            calibrator = temperature_calibrator(
+                self.processing_class, self.prepared["eval"], self.schema.name, columns[0] if columns else "score"
+            )
+        return SequenceClassificationExporter(
+            transform=self.export_transform, normalizer=normalizer, calibrator=calibrator
+        )
+
+    def _calibration_score_columns(self) -> list[str] | None:
+        """The gold score column(s) of rated data (pairs of same-prompt responses are ordered by them)."""
+        return list(getattr(self.args, "score_columns", None) or []) or None
 
     def save_reward_model(
         self,

@@ -175,6 +175,11 @@ def evaluate_pairwise(scored: ScoredRows) -> Evaluation:
     return evaluate_pairs(chosen, rejected, chosen_len, rejected_len)
 
 
+def pairwise_margins(scored: ScoredRows) -> np.ndarray:
+    """`reward(chosen) - reward(rejected)` of every scored pair: its preference pair."""
+    return np.array([float(r[0]) - float(r[1]) for r in scored.rewards], np.float64)
+
+
 PAIRWISE_FORMAT = FeedbackFormat(
     name=PAIRWISE,
     schema=PAIRWISE_SCHEMA,
@@ -185,4 +190,5 @@ PAIRWISE_FORMAT = FeedbackFormat(
     evaluate=evaluate_pairwise,
     write_scores=write_pair_scores,
     response_field=("chosen", "rejected").__getitem__,
+    preference_margins=pairwise_margins,
 )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from datasets import Dataset
 
-from ...metrics import Evaluation, evaluate_rankings, ranked_metrics
+from ...metrics import Evaluation, evaluate_rankings, list_pair_margins, ranked_metrics
 from ..report import DataValidationError, RowProblem
 from .common import (
     ChatRenderer,
@@ -212,6 +212,16 @@ def evaluate_ranked(scored: ScoredRows) -> Evaluation:
     return evaluate_rankings(groups, scored.lengths)
 
 
+def ranked_margins(scored: ScoredRows) -> np.ndarray:
+    """Every untied pair of every scored list, better-ranked first (`rm_trl.metrics.list_pair_margins`)."""
+    ranks = scored.raw["ranks"]
+    groups = [
+        (np.asarray(rewards, np.float64), np.asarray(ranks[int(row)], np.float64))
+        for rewards, row in zip(scored.rewards, scored.rows)
+    ]
+    return list_pair_margins(groups)
+
+
 RANKED_FORMAT = FeedbackFormat(
     name=RANKED,
     schema=RANKED_SCHEMA,
@@ -229,4 +239,5 @@ RANKED_FORMAT = FeedbackFormat(
     source_checks=score_list_problems,
     response_field="completions[{}]".format,
     histogram_labels=("best-ranked", "others"),
+    preference_margins=ranked_margins,
 )

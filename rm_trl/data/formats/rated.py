@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from datasets import Dataset
 
-from ...metrics import Evaluation, evaluate_ratings, rated_metrics
-from ..names import RESERVED_COLUMNS
+from ...metrics import Evaluation, evaluate_ratings, rated_metrics, same_prompt_margins
+from ..names import PROMPT_IDS, RESERVED_COLUMNS
 from ..report import DataValidationError, RowProblem
 from .common import (
     ChatRenderer,
@@ -219,6 +219,22 @@ def evaluate_rated(scored: ScoredRows) -> Evaluation:
     return evaluate_ratings(values, gold, prompts, np.concatenate(scored.lengths))
 
 
+def rated_margins(scored: ScoredRows) -> np.ndarray:
+    """Pairs of responses to the same prompt whose gold scores differ, the better first
+    (`rm_trl.metrics.same_prompt_margins`). The prompt is the source's `prompt` text, or (tokenized data, as
+    training keeps it) the prompt's token ids."""
+    raw, rows = scored.raw, scored.rows
+    values = np.array([r[0] for r in scored.rewards], np.float64)
+    gold = np.asarray(raw[scored.score_column], np.float64)[rows]
+    if "prompt" in raw.column_names:
+        prompts = np.asarray([str(p) for p in raw["prompt"]])[rows]
+    elif PROMPT_IDS in raw.column_names:
+        prompts = np.asarray([" ".join(map(str, ids)) for ids in raw[PROMPT_IDS]])[rows]
+    else:
+        prompts = None
+    return same_prompt_margins(values, gold, prompts)
+
+
 RATED_FORMAT = FeedbackFormat(
     name=RATED,
     schema=RATED_SCHEMA,
@@ -237,4 +253,5 @@ RATED_FORMAT = FeedbackFormat(
         "MAE and RMSE are measured after an affine least-squares fit of the rewards to the scores "
         "on the evaluated rows (`fit_slope`, `fit_intercept`).",
     ),
+    preference_margins=rated_margins,
 )

@@ -77,7 +77,9 @@ class FeedbackFormat:
     - `response_field(k)`: the field holding response `k`, for row problems;
     - `report_notes`, `histogram_labels`: what the evaluation report says about its metrics and plots;
     - `per_position`: `evaluate` / `write_scores` take every reward position of a row (a process reward model's
-      step rewards, `[steps]`) instead of one reward per response (`[K]`).
+      step rewards, `[steps]`) instead of one reward per response (`[K]`);
+    - `preference_margins`: `ScoredRows -> reward(better) - reward(worse)` over the preference pairs the rows give,
+      what a temperature is fitted on (`docs/calibration.md`); `None`: the format gives no such pairs.
     """
 
     name: str
@@ -96,6 +98,7 @@ class FeedbackFormat:
     report_notes: tuple[str, ...] = ()
     histogram_labels: tuple[str, str] = ("chosen", "rejected")
     per_position: bool = False
+    preference_margins: Callable[[ScoredRows], np.ndarray] | None = None
 
 
 def join_or(items: Sequence[str]) -> str:
