@@ -16,6 +16,17 @@ import sys
 import numpy as np
 
 
+def _write_uncertainty(row: dict, scorer, feedback_format, outputs) -> None:
+    """An ensemble's `<reward key>_std` and `<reward key>_conservative` beside each reward key the format writes
+    (`reward_chosen_std`, `rewards_std`, ...), and `reward_heads` (each response's heads, in response order)."""
+    stats = scorer.uncertainty(outputs)
+    for name in ("std", "conservative"):
+        written: dict = {}
+        feedback_format.write_scores(written, stats[name])
+        row.update({f"{key}_{name}": value for key, value in written.items() if key.startswith("reward")})
+    row["reward_heads"] = outputs[:, 1:].tolist()
+
+
 def score_main(args: argparse.Namespace) -> int:
     """Score every scorable row; each other row is written back unchanged with a `reward_error` naming the field.
     Exit 0 with counts on stderr; only an unreadable input file (or `--invalid_rows error`) is an error."""
@@ -23,6 +34,7 @@ def score_main(args: argparse.Namespace) -> int:
     from .data.formats.pairwise import PAIRWISE
     from .data.loading import load_data
     from .data.report import DataValidationError
+    from .errors import ConfigError
     from .scoring import RewardScorer
 
     dataset = load_data(args.input)  # before the model: an unreadable file fails fast
@@ -35,6 +47,10 @@ def score_main(args: argparse.Namespace) -> int:
         trust_remote_code=args.trust_remote_code,
         step_aggregation=args.step_aggregation,
     )
+    if args.uncertainty and (not scorer.ensemble or FORMATS[kind].per_position):
+        raise ConfigError(
+            f"--uncertainty needs an ensemble export (trained with ensemble_heads > 1); {args.model} is not"
+        )
     prepared = scorer.prepare_scorable(dataset, kind)
     problems = [f"  row {row}: {why}" for row, why in sorted(prepared.not_kept.items())]
     if problems and args.invalid_rows == "error":
@@ -44,6 +60,7 @@ def score_main(args: argparse.Namespace) -> int:
     feedback_format = FORMATS[kind]
     calibrated = scorer.temperature is not None and kind == PAIRWISE  # pairs get a calibrated probability too
     by_row = dict(zip(scored.rows, scored.rewards_for(feedback_format)))
+    outputs_by_row = dict(zip(scored.rows, scored.response_outputs())) if args.uncertainty else {}
     with open(args.output, "w", encoding="utf-8") if args.output != "-" else contextlib.nullcontext(sys.stdout) as out:
         for index, row in enumerate(_rows_as_written(args.input, dataset)):
             rewards = by_row.get(index)
@@ -55,6 +72,8 @@ def score_main(args: argparse.Namespace) -> int:
                     row["preference_probability_calibrated"] = float(scorer.preference_probability(*rewards[:2]))
                 if feedback_format.per_position:  # a process reward model: its steps' rewards, then their aggregate
                     row["reward"] = scorer.aggregate(rewards)
+                if args.uncertainty:
+                    _write_uncertainty(row, scorer, feedback_format, outputs_by_row[index])
             out.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
     report = prepared.report
     print(f"scored {report.rows_out}/{report.rows_in} rows ({report.summary()}) -> {args.output}", file=sys.stderr)
@@ -101,6 +120,7 @@ def serve_main(args: argparse.Namespace) -> int:
         max_text_chars=args.max_text_chars,
         trust_remote_code=args.trust_remote_code,
         step_aggregation=args.step_aggregation,
+        ensemble_reward=args.ensemble_reward,
         empty_response=args.empty_response,
         empty_reward=args.empty_reward,
         strip_end_strings=not args.no_strip_suffixes,
@@ -181,10 +201,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows that cannot be scored: mark (default; skip is the same) writes them back with a reward_error "
         "naming the field; error stops before writing anything",
     )
+    score.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="an ensemble export: also write each reward's std over heads, conservative reward and the heads",
+    )
     score.add_argument("--quiet", action="store_true")
     score.set_defaults(func=score_main)
 
     serve = sub.add_parser("serve", help="HTTP reward server (OpenRLHF /get_reward, /score, /health)")
+    serve.add_argument(
+        "--ensemble_reward",
+        default=None,
+        choices=("mean", "conservative"),
+        help="an ensemble export: the reward in `rewards` (default: the one the model recorded)",
+    )
     common(serve)
     serve.add_argument("--host", default="127.0.0.1", help="bind address (localhost by default)")
     serve.add_argument("--port", type=int, default=8000)

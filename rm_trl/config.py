@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from .config_ensemble import EnsembleSettings
 from .data.arguments import check_choices
 from .data.formats.pairwise import DEFAULT_TURN_MARKERS
 from .losses import (
@@ -254,21 +255,15 @@ class RewardConfig(TrainingArguments):
 def _has_accelerator() -> bool:
     import torch
 
-    if torch.cuda.is_available():
-        return True
-    xpu = getattr(torch, "xpu", None)
-    if xpu is not None and xpu.is_available():
-        return True
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps is not None and mps.is_available())
+    return torch.cuda.is_available() or torch.xpu.is_available() or torch.backends.mps.is_available()
 
 
 PAIRWISE_LOSSES = tuple(PAIRWISE_LOSS_FUNCTIONS)
 
 
 @dataclass
-class PairwiseRewardConfig(RewardConfig):
-    r"""Settings of the pairwise (chosen vs rejected) family.
+class PairwiseRewardConfig(RewardConfig, EnsembleSettings):
+    r"""Settings of the pairwise (chosen vs rejected) family (plus `EnsembleSettings`: E heads on one backbone).
 
     Parameters:
         loss_type (`str`, defaults to `"bradley_terry"`):
@@ -301,6 +296,7 @@ class PairwiseRewardConfig(RewardConfig):
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"label_smoothing={self.label_smoothing} must be in [0, 0.5)")
         super().__post_init__()
+        self.check_ensemble()
 
 
 POINTWISE_LOSSES = tuple(POINTWISE_LOSS_FUNCTIONS)

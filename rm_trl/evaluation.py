@@ -25,9 +25,10 @@ import numpy as np
 from datasets import Dataset
 
 from .data.formats import FORMATS, ChatRenderer, ScoredRows, detect_format
-from .data.formats.pairwise import DEFAULT_TURN_MARKERS
+from .data.formats.pairwise import DEFAULT_TURN_MARKERS, PAIRWISE
 from .data.pipeline import RESPONSE_IDS
 from .data.validate import PROBLEMS, ROW, detect_layout, parse_rows
+from .ensemble import pair_uncertainty
 from .metrics import (
     BOOTSTRAP_SAMPLES,
     CALIBRATION_BINS,
@@ -38,8 +39,10 @@ from .metrics import (
     correlation,
     pairwise_accuracy,
     per_subset,
+    rank_auroc,
     ranked_group_metrics,
     temperature_scaling_metrics,
+    uncertainty_metrics,
 )
 from .scoring import RewardScorer, ScoredData
 
@@ -150,7 +153,24 @@ def evaluate_dataset(
     margins = result.curves.get("preference_margins")
     if scorer.temperature is not None and margins is not None:  # a calibrated export: ECE / Brier at its own T
         result.metrics.update(temperature_scaling_metrics(margins, scorer.temperature, "model_temperature"))
+    if scorer.ensemble and kind == PAIRWISE:  # does the heads' disagreement predict the pairs the model gets wrong?
+        result.metrics.update(ensemble_pair_metrics(scored, bootstrap_samples))
     return result
+
+
+def ensemble_pair_metrics(scored: ScoredData, bootstrap_samples: int = BOOTSTRAP_SAMPLES) -> dict[str, float]:
+    """An ensemble's uncertainty metrics on pairs (`rm_trl.metrics.uncertainty`): a pair's uncertainty is the heads'
+    disagreement about its margin (`rm_trl.ensemble.pair_uncertainty`); right = the mean rewards order it right.
+    `uncertainty_error_auroc_low` / `_high` bound the AUROC's 95% bootstrap interval."""
+    outputs = np.stack(scored.response_outputs())  # [pairs, 2, 1 + heads]
+    correct = outputs[:, 0, 0] > outputs[:, 1, 0]
+    uncertainty = pair_uncertainty(outputs[:, 0, 1:], outputs[:, 1, 1:])
+    metrics = uncertainty_metrics(correct, uncertainty)
+    low, high = bootstrap_interval(
+        len(correct), lambda i: rank_auroc(uncertainty[i], ~correct[i]), samples=bootstrap_samples
+    )
+    metrics.update(uncertainty_error_auroc_low=low, uncertainty_error_auroc_high=high)
+    return metrics
 
 
 def evaluate_length_baseline(

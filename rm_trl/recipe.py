@@ -12,7 +12,7 @@ import sys
 
 import yaml
 from transformers import TrainerCallback, set_seed
-from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
+from trl import TrlParser, get_peft_config, get_quantization_config
 
 from .config import RewardConfig
 from .data.arguments import DataArguments
@@ -20,6 +20,7 @@ from .data.converters import convert_train_eval
 from .data.loading import load_train_eval
 from .diagnostics import diagnostic_callbacks
 from .errors import ConfigError, pop_debug_flag, run_entry_point, user_error_types
+from .model_args import RewardModelConfig, build_from_scratch
 from .modeling import load_reward_model
 from .trainers import FAMILIES
 from .trainers.base import RewardTrainer
@@ -43,7 +44,8 @@ TRL_ARGUMENTS_WITHOUT_EQUIVALENT = {
 
 # Flags that name a model or data: given without `--config`, a run starts from the family's plain defaults.
 SOURCE_FLAGS = frozenset(
-    f"--{name}" for name in ("model_name_or_path", "train_data", "eval_data", "dataset_name", "dataset_config")
+    f"--{name}"
+    for name in ("model_name_or_path", "model_type", "train_data", "eval_data", "dataset_name", "dataset_config")
 )
 
 
@@ -52,8 +54,8 @@ def parse(
     default_config: str | None = None,
     argv: list[str] | None = None,
     family: str | None = None,
-) -> tuple[DataArguments, RewardConfig, ModelConfig]:
-    """Parse `--config <yaml>` plus command-line overrides into (DataArguments, config, ModelConfig).
+) -> tuple[DataArguments, RewardConfig, RewardModelConfig]:
+    """Parse `--config <yaml>` plus command-line overrides into (DataArguments, config, RewardModelConfig).
 
     Without `--config` and without a flag naming a model or data (`SOURCE_FLAGS`), `default_config` (a recipe's
     offline demo) is used, with any other flags on top. A model or data flag without `--config` starts from the
@@ -62,7 +64,7 @@ def parse(
     """
     argv = _split_equals(list(sys.argv[1:] if argv is None else argv))
     family = family or config_class.__name__.removesuffix("RewardConfig").lower()
-    parser = _Parser((DataArguments, config_class, ModelConfig), prog=f"rm-trl train {family}")
+    parser = _Parser((DataArguments, config_class, RewardModelConfig), prog=f"rm-trl train {family}")
     demo = default_config is not None and "--config" not in argv and not SOURCE_FLAGS.intersection(argv)
     if demo:  # only settings that name no model and no data: the demo, with those settings on top
         argv = ["--config", default_config, *argv]
@@ -96,8 +98,11 @@ def parse(
     if rest:
         raise ConfigError(f"unknown arguments {rest}; see `--help` for the settings")
     data_args, training_args, model_args = parsed
-    if not model_args.model_name_or_path:
-        raise ConfigError("no model: give --model_name_or_path (a local folder or a Hub id) or a --config file")
+    if not model_args.model_name_or_path and not model_args.model_type:
+        raise ConfigError(
+            "no model: give --model_name_or_path (a local folder or a Hub id), --model_type with --tokenizer_name "
+            "(from scratch) or a --config file"
+        )
     return data_args, training_args, model_args
 
 
@@ -189,23 +194,28 @@ def run(
     trainer_class: type[RewardTrainer],
     data_args: DataArguments,
     training_args: RewardConfig,
-    model_args: ModelConfig,
+    model_args: RewardModelConfig,
     callbacks: list[TrainerCallback] | None = None,
 ) -> dict[str, float]:
     # 1. The model, as a sequence classifier, and its tokenizer with a safe pad token.
     #    Seed first: the reward head is freshly initialised here.
     set_seed(training_args.seed)
     with setup_errors("loading the model"):
-        model, tokenizer = load_reward_model(
-            model_args.model_name_or_path,
-            num_labels=trainer_class.num_labels(training_args),
-            dtype=model_args.dtype,
-            revision=model_args.model_revision,
-            trust_remote_code=training_args.trust_remote_code,
-            attn_implementation=model_args.attn_implementation,
-            quantization_config=get_quantization_config(model_args),
-            pad_token=training_args.pad_token,
-        )
+        if model_args.model_type:  # from scratch (`rm_trl.model_args`)
+            model, tokenizer = build_from_scratch(
+                model_args, num_labels=trainer_class.num_labels(training_args), pad_token=training_args.pad_token
+            )
+        else:
+            model, tokenizer = load_reward_model(
+                model_args.model_name_or_path,
+                num_labels=trainer_class.num_labels(training_args),
+                dtype=model_args.dtype,
+                revision=model_args.model_revision,
+                trust_remote_code=training_args.trust_remote_code,
+                attn_implementation=model_args.attn_implementation,
+                quantization_config=get_quantization_config(model_args),
+                pad_token=training_args.pad_token,
+            )
 
     # 2. The data: any local file, saved dataset or Hub dataset, converted to the family's format when the
     #    config asks (rated -> pairwise / ranked, ranked -> pairwise); validated and tokenized by the trainer.

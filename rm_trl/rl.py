@@ -20,6 +20,8 @@ from typing import Any
 
 from datasets import Dataset
 
+from .ensemble import ENSEMBLE_READINGS
+from .errors import ConfigError
 from .export import METADATA_KEY, consumer_flags
 from .scoring import RewardScorer
 
@@ -39,16 +41,27 @@ class RewardFunction:
     recorded aggregation (`min` / `product` / `last` / `mean` of the step probabilities), one float per
     completion; a completion with no step, or a step holding the step separator, gets `None`.
 
+    An ensemble (`rm_trl.ensemble` in the export) gives its mean by default, or its conservative reward (the recorded
+    rule: `mean - k * std` or the lowest head) with `reward="conservative"`; the default is the export's recorded
+    `ensemble_reward`.
+
     An export's calibrated temperature (`rm_trl.calibration`, `docs/calibration.md`) does not change these rewards:
     it only scales the preference probabilities `RewardScorer.preference_probability` computes from them.
     """
 
-    def __init__(self, model: str | RewardScorer, normalize: bool = True, **scorer_kwargs: Any):
+    def __init__(
+        self, model: str | RewardScorer, normalize: bool = True, reward: str | None = None, **scorer_kwargs: Any
+    ):
         self.scorer = (
             model
             if isinstance(model, RewardScorer)
             else RewardScorer.from_pretrained(model, normalize=normalize, **scorer_kwargs)
         )
+        self.reward = reward or (self.scorer.ensemble or {}).get("reward", "mean")
+        if self.reward not in ENSEMBLE_READINGS:
+            raise ConfigError(f"reward={self.reward!r}; choose one of {', '.join(ENSEMBLE_READINGS)}")
+        if self.reward == "conservative" and not self.scorer.ensemble:
+            raise ConfigError("reward='conservative' needs an ensemble export (trained with ensemble_heads > 1)")
         name = model if isinstance(model, str) else "rm_trl_reward"
         self.__name__ = os.path.basename(os.path.normpath(name)) or "rm_trl_reward"
 
@@ -67,8 +80,11 @@ class RewardFunction:
         data = Dataset.from_dict({"prompt": [prompts[i] for i in keep], "response": [completions[i] for i in keep]})
         # Scoring rules, not training rules: a completion that tokenizes to nothing is left unscored, never raised.
         scored = self.scorer.score_prepared(self.scorer.prepare_scorable(data, kind="rated"))
-        for row, reward in zip(scored.rows, scored.scalar_rewards()):
-            rewards[keep[row]] = float(reward[0])
+        for row, outputs in zip(scored.rows, scored.response_outputs()):
+            value = (
+                self.scorer.uncertainty(outputs[0])["conservative"] if self.reward == "conservative" else outputs[0, 0]
+            )
+            rewards[keep[row]] = float(value)
         return rewards
 
 

@@ -29,10 +29,12 @@ from .data.pipeline import (
     prepare_dataset,
     prepare_for_scoring,
 )
+from .ensemble import ensemble_statistics
+from .ensemble_heads import attach_ensemble_heads
 from .errors import ConfigError
 from .metrics.calibration import preference_probabilities
 from .metrics.stepwise import STEP_AGGREGATIONS, aggregate_steps, step_probabilities
-from .modeling import get_metadata, load_reward_model
+from .modeling import get_metadata, load_reward_model, resolve_model_path
 from .reward_reading import reward_reader
 
 logger = logging.getLogger(__name__)
@@ -54,14 +56,19 @@ class ScoredData:
         """Source row number of each scored row."""
         return self.prepared.dataset[ROW]
 
-    def scalar_rewards(self) -> list[np.ndarray]:
-        """The reward a consumer reads per response, `[K]` per row: the first output at the response's last
-        reward position."""
+    def response_outputs(self) -> list[np.ndarray]:
+        """Every output of the head at each response's last reward position, `[K, num_labels]` per row (an
+        ensemble export: its mean, then its heads)."""
         out = []
         for rewards, positions in zip(self.rewards, self.prepared.dataset[REWARD_POSITIONS]):
             ends = np.cumsum([len(p) for p in positions]) - 1
-            out.append(rewards[ends, 0])
+            out.append(rewards[ends])
         return out
+
+    def scalar_rewards(self) -> list[np.ndarray]:
+        """The reward a consumer reads per response, `[K]` per row: the first output at the response's last
+        reward position."""
+        return [outputs[:, 0] for outputs in self.response_outputs()]
 
     def step_rewards(self) -> list[np.ndarray]:
         """Every reward position's first output, `[positions]` per row: a process reward model's step logits
@@ -163,8 +170,27 @@ class RewardScorer:
                 stats["mean"],
                 stats["std"],
             )
+        # an ensemble (`rm_trl.ensemble`): logits[:, 0] is the heads' mean, logits[:, 1:] the heads
+        self.ensemble: dict[str, Any] | None = metadata.get("ensemble")
+        if self.ensemble and model.config.num_labels != self.ensemble["heads"] + 1:
+            raise ConfigError(
+                "an ensemble export's heads are read with RewardScorer.from_pretrained (it attaches "
+                "ensemble_heads.safetensors); this model has only the mean"
+            )
         stored_temperature = (metadata.get("calibration") or {}).get("temperature")
         self.temperature: float | None = None if stored_temperature is None else stored_temperature / self.scale
+
+    def uncertainty(self, outputs: np.ndarray) -> dict[str, np.ndarray]:
+        """`mean`, `std` (over heads) and `conservative` reward (the export's recorded rule) from an ensemble's
+        outputs `[..., 1 + E]` (`ScoredData.response_outputs`); `mean` is the exported `logits[..., 0]`."""
+        if not self.ensemble:
+            raise ConfigError("this model has one reward head: no ensemble uncertainty (train with ensemble_heads > 1)")
+        outputs = np.asarray(outputs, np.float64)
+        stats = ensemble_statistics(
+            outputs[..., 1:], self.ensemble["conservative_reward"], self.ensemble["uncertainty_penalty"]
+        )
+        stats["mean"] = outputs[..., 0]
+        return stats
 
     def preference_probability(self, first: np.ndarray | float, second: np.ndarray | float) -> np.ndarray:
         """`P(first preferred over second) = sigmoid((first - second) / T)` from rewards this scorer returned, with
@@ -190,6 +216,9 @@ class RewardScorer:
         load_keys = ("dtype", "trust_remote_code", "revision", "attn_implementation")
         load_kwargs = {k: kwargs.pop(k) for k in load_keys if k in kwargs}
         model, tokenizer = load_reward_model(path, num_labels=None, **load_kwargs)
+        ensemble = (get_metadata(model) or {}).get("ensemble")
+        if ensemble and model.config.num_labels == 1:  # the heads, saved beside the mean (`rm_trl.ensemble_heads`)
+            attach_ensemble_heads(model, resolve_model_path(path), ensemble["heads"])
         return cls(model, tokenizer, **kwargs)
 
     def prepare(self, dataset: Dataset, kind: str | None = None, split: str = "eval", **parse_options) -> PreparedData:
@@ -294,6 +323,16 @@ class RewardScorer:
     def score(self, dataset: Dataset, kind: str | None = None, progress: bool = False, **parse_options) -> ScoredData:
         """Validate, tokenize and score `dataset`; rows that cannot be scored raise (or are counted if skipped)."""
         return self.score_prepared(self.prepare(dataset, kind, **parse_options), progress=progress)
+
+    def score_texts_uncertainty(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        """An ensemble's `[N, 3]` (mean, std, conservative) per `(prompt, response)` (NaN rows: not scorable)."""
+        data = Dataset.from_dict({"prompt": list(prompts), "response": list(responses)})
+        scored = self.score(data, kind="rated")
+        out = np.full((len(prompts), 3), np.nan)
+        for row, outputs in zip(scored.rows, scored.response_outputs()):
+            stats = self.uncertainty(outputs[0])
+            out[row] = [stats["mean"], stats["std"], stats["conservative"]]
+        return out
 
     def score_texts(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         """Rewards of `(prompt, response)` pairs given as plain text (empty responses raise). A process reward model

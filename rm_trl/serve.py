@@ -5,7 +5,10 @@ Endpoints:
 - `POST /get_reward`: OpenRLHF's shape, `{"query": [full texts], "prompts": [optional]}` ->
   `{"rewards": [...], "scores": [...], "empty": [indices]}`;
 - `POST /score`: `{"prompts": [...], "responses": [...]}` -> `{"rewards": [...], "empty": [indices]}`, plus
-  `"temperature"` for a calibrated export: `P(i over j) = sigmoid((rewards[i] - rewards[j]) / temperature)`.
+  `"temperature"` for a calibrated export: `P(i over j) = sigmoid((rewards[i] - rewards[j]) / temperature)`, and
+  for an ensemble export (`rm_trl.ensemble`) `"mean"`, `"std"` (over heads) and `"conservative"`; an ensemble's
+  `rewards` (here and in `/get_reward`) are its mean or its conservative reward (`ensemble_reward`, by default the
+  export's recorded choice).
 
 A process reward model (`rm_trl.step_rewards` in its config, `docs/process_rewards.md`) answers `/score` with
 `{"prompts": [...], "steps": [[step, ...], ...]}` by `{"rewards": [aggregates], "step_rewards": [[logits]],
@@ -35,16 +38,17 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request  # the `serve` extra; FastAPI needs these types at import time
 from fastapi.responses import JSONResponse
 
+from .ensemble import ENSEMBLE_READINGS
+from .errors import ConfigError
 from .scoring import RewardScorer
-from .serve_items import END_STRINGS, is_blank, score_pairs, strip_end_strings
+from .serve_items import END_STRINGS, ItemsError, MicroBatcher, is_blank, score_pairs, strip_end_strings
 from .serve_limits import RequestGuard, deadline_protocol
 
 logger = logging.getLogger(__name__)
@@ -80,6 +84,7 @@ class ServerSettings:
     max_connections: int = 256  # OpenRLHF >= 0.10 sends one request per generation, many at once
     keep_alive_s: float = 5.0
     step_aggregation: str | None = None  # process reward models: None = the rule the export recorded
+    ensemble_reward: str | None = None  # ensembles: "mean" / "conservative" in `rewards`; None = the recorded one
 
     def __post_init__(self) -> None:
         if self.empty_response not in ("score", "value"):
@@ -92,86 +97,6 @@ class RequestError(Exception):
         self.status, self.message = status, message
 
 
-class ItemsError(Exception):
-    """Scoring failed for these items of one request (indices into that request's list)."""
-
-    def __init__(self, items: list[int], message: str):
-        super().__init__(message)
-        self.items, self.message = items, message
-
-
-class MicroBatcher:
-    """Gathers concurrent scoring requests and scores them together in a worker thread."""
-
-    def __init__(self, score_fn: Callable[[list[str], list[str]], np.ndarray], max_wait_ms: float, max_items: int):
-        self.score_fn, self.max_wait, self.max_items = score_fn, max_wait_ms / 1000.0, max_items
-        self.queue: asyncio.Queue = asyncio.Queue()
-        self.task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-
-    async def score(self, prompts: list[str], responses: list[str]) -> list[float]:
-        future = asyncio.get_running_loop().create_future()
-        await self.queue.put((prompts, responses, future))
-        return await future
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            jobs = [await self.queue.get()]
-            count = len(jobs[0][0])
-            deadline = loop.time() + self.max_wait
-            while count < self.max_items:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    job = await asyncio.wait_for(self.queue.get(), timeout)
-                except asyncio.TimeoutError:
-                    break
-                jobs.append(job)
-                count += len(job[0])
-            prompts = [p for job in jobs for p in job[0]]
-            responses = [r for job in jobs for r in job[1]]
-            try:
-                rewards = await asyncio.to_thread(self.score_fn, prompts, responses)
-            except Exception:  # a bad text fails its batch; answer each request on its own
-                for job_prompts, job_responses, future in jobs:
-                    await self._score_alone(job_prompts, job_responses, future)
-                continue
-            start = 0
-            for job_prompts, _, future in jobs:
-                if not future.done():
-                    future.set_result([float(r) for r in rewards[start : start + len(job_prompts)]])
-                start += len(job_prompts)
-
-    async def _score_alone(self, prompts: list[str], responses: list[str], future: asyncio.Future) -> None:
-        try:
-            rewards = await asyncio.to_thread(self.score_fn, prompts, responses)
-        except Exception as exc:
-            failing = await asyncio.to_thread(self._failing_items, prompts, responses)
-            if not future.done():
-                future.set_exception(ItemsError(failing, str(exc)))
-        else:
-            if not future.done():
-                future.set_result([float(r) for r in rewards])
-
-    def _failing_items(self, prompts: list[str], responses: list[str]) -> list[int]:
-        """Which items fail on their own (only run once a request failed), so the error can name them."""
-        failing = []
-        for i in range(len(prompts)):
-            try:
-                self.score_fn(prompts[i : i + 1], responses[i : i + 1])
-            except Exception:
-                failing.append(i)
-        return failing
-
-
 def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
     batcher = MicroBatcher(
         lambda prompts, responses: score_pairs(scorer, prompts, responses),
@@ -180,6 +105,9 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
     )
     own = [t for t in (scorer.tokenizer.eos_token, scorer.tokenizer.pad_token) if t]
     calibration = {} if scorer.temperature is None else {"temperature": scorer.temperature}
+    reading = settings.ensemble_reward or (scorer.ensemble or {}).get("reward", "mean")
+    if reading not in ENSEMBLE_READINGS or (reading == "conservative" and not scorer.ensemble):
+        raise ConfigError(f"ensemble_reward={reading!r}: choose mean, or conservative for an ensemble export")
     end_strings = [*settings.strip_suffixes, *own] if settings.strip_end_strings else []
 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -249,6 +177,7 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
             "normalize": settings.normalize,
             "empty_response": settings.empty_response,
             "temperature": scorer.temperature,  # the export's preference temperature (rewards' units), or null
+            "ensemble": scorer.ensemble and {**scorer.ensemble, "rewards": reading},  # null for one head
         }
 
     @app.post("/score")
@@ -257,8 +186,8 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
         if "steps" in data:
             return await score_steps(data)
         responses, prompts = texts_and_prompts(data, "responses")
-        rewards, empty = await score_items("responses", prompts or [""] * len(responses), responses)
-        return {"rewards": rewards, "empty": empty, **calibration}
+        rewards, empty, uncertainty = await score_items("responses", prompts or [""] * len(responses), responses)
+        return {"rewards": rewards, "empty": empty, **calibration, **uncertainty}
 
     @app.post("/get_reward")
     async def get_reward(request: Request) -> dict[str, Any]:
@@ -269,7 +198,7 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
         for i, query in enumerate(queries):  # the generation follows its prompt when the query starts with it
             prompt = prompts[i] if prompts is not None and query.startswith(prompts[i]) else ""
             pairs.append((prompt, query[len(prompt) :]))
-        rewards, empty = await score_items("query", [p for p, _ in pairs], [r for _, r in pairs])
+        rewards, empty, _ = await score_items("query", [p for p, _ in pairs], [r for _, r in pairs])
         return {"rewards": rewards, "scores": rewards, "empty": empty}
 
     def check_step_queries(queries: list[str], prompts: list[str] | None) -> None:
@@ -316,13 +245,18 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
             "aggregation": scorer.step_aggregation,
         }
 
-    async def score_items(field: str, prompts: list[str], responses: list[str]) -> tuple[list[float], list[int]]:
-        """Rewards for every item, and the indices of the empty ones; errors name `field[index]`."""
+    async def score_items(
+        field: str, prompts: list[str], responses: list[str]
+    ) -> tuple[list[float], list[int], dict[str, list[float]]]:
+        """Rewards for every item, the indices of the empty ones, and an ensemble's `mean` / `std` /
+        `conservative` lists (`{}` for one head); errors name `field[index]`."""
         responses = [strip_end_strings(r, end_strings) for r in responses]
         empty = [i for i, r in enumerate(responses) if is_blank(r)]
         for i in empty:
             responses[i] = ""
-        rewards = [float(settings.empty_reward)] * len(responses)
+        # an item that is not scored gets empty_reward as its mean and conservative reward, and std 0
+        fill = [float(settings.empty_reward), 0.0, float(settings.empty_reward)]
+        items = [list(fill) if scorer.ensemble else fill[0] for _ in responses]
         # An empty generation has no steps: a process reward model gives it `empty_reward` (never the prompt's steps).
         score_empty = settings.empty_response == "score" and not scorer.steps
         todo = [i for i, r in enumerate(responses) if r or score_empty]
@@ -332,14 +266,18 @@ def create_app(scorer: RewardScorer, settings: ServerSettings) -> FastAPI:
             except ItemsError as exc:
                 names = ", ".join(f"{field}[{todo[j]}]" for j in exc.items[:10]) or f"this request's {field!r}"
                 raise RequestError(422, f"cannot score {names}: {exc.message}") from None
-            for i, reward in zip(todo, scored):
+            for i, item in zip(todo, scored):
+                reward = item[0] if scorer.ensemble else item
                 if math.isfinite(reward):
-                    rewards[i] = reward
+                    items[i] = item
                 elif responses[i] and scorer.steps:  # a process reward model found no step it could score
                     raise RequestError(422, f"cannot score {field}[{i}]: no scorable step (split on the delimiter)")
                 elif responses[i]:  # an empty item with no text at all (no prompt either) keeps empty_reward
                     raise RequestError(500, f"the model gave a non-finite reward ({reward}) for {field}[{i}]")
-        return rewards, empty
+        if not scorer.ensemble:
+            return items, empty, {}
+        uncertainty = {name: [item[k] for item in items] for k, name in enumerate(("mean", "std", "conservative"))}
+        return uncertainty[reading], empty, uncertainty
 
     return app
 

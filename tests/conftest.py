@@ -98,9 +98,9 @@ def _tiny_decoder_kwargs(tokenizer) -> dict:
     )
 
 
-def make_tiny_llama(tokenizer, seed: int = 0):
+def make_tiny_llama(tokenizer, seed: int = 0, num_labels: int = 1):
     torch.manual_seed(seed)
-    config = LlamaConfig(**_tiny_decoder_kwargs(tokenizer))
+    config = LlamaConfig(**{**_tiny_decoder_kwargs(tokenizer), "num_labels": num_labels})
     return AutoModelForSequenceClassification.from_config(config)
 
 

@@ -28,9 +28,10 @@ VARIANTS = {
     "normalized": "`normalize_rewards=True`",
     "lora_merged": "LoRA r=4, merged into the export",
     "no_eos": "`append_eos=False`",
+    "ensemble": "`ensemble_heads=4` (the export's `logits[:, 0]` is the heads' mean)",
 }
 EXPORTS: list[tuple[str, str]] = [(m, v) for m in MODELS for v in ("plain", "normalized", "lora_merged")]
-EXPORTS.append(("llama_pad", "no_eos"))
+EXPORTS += [("llama_pad", "no_eos"), ("minilm", "ensemble"), ("smol_pad_eos", "ensemble")]
 EXPORT_IDS = [f"{m}-{v}" for m, v in EXPORTS]
 
 WORDS = ["great", "helpful", "clear", "kind", "awful", "rude", "wrong", "maybe", "tea", "rain", "jazz", "bread"]
@@ -48,22 +49,23 @@ def consumer_texts(n: int = 32, seed: int = 3) -> tuple[list[str], list[str]]:
     return prompts, responses
 
 
-def _backbone(name: str, minilm_path: str, smol_tokenizer_dir: str):
+def _backbone(name: str, minilm_path: str, smol_tokenizer_dir: str, heads: int = 1):
     if name == "minilm":
         return AutoModelForSequenceClassification.from_pretrained(
-            minilm_path, num_labels=1
+            minilm_path, num_labels=heads
         ), AutoTokenizer.from_pretrained(minilm_path)
     tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
     if name == "llama_pad":
         tokenizer.add_special_tokens({"pad_token": "<|pad|>"})
     else:  # rm-trl must pick another pad token; a Qwen2 config here would reload the tokenizer as another class
         assert tokenizer.pad_token_id == tokenizer.eos_token_id
-    return make_tiny_llama(tokenizer), tokenizer
+    return make_tiny_llama(tokenizer, num_labels=heads), tokenizer
 
 
 def train_export(name: str, variant: str, output_dir: str, minilm_path: str, smol_tokenizer_dir: str) -> str:
     """Train `name` for a few steps as `variant` and save its export; returns the export folder."""
-    model, tokenizer = _backbone(name, minilm_path, smol_tokenizer_dir)
+    heads = 4 if variant == "ensemble" else 1
+    model, tokenizer = _backbone(name, minilm_path, smol_tokenizer_dir, heads)
     settings = dict(
         output_dir=str(output_dir),
         max_steps=2,
@@ -75,6 +77,7 @@ def train_export(name: str, variant: str, output_dir: str, minilm_path: str, smo
         save_strategy="no",
         disable_tqdm=True,
         normalize_rewards=variant == "normalized",
+        ensemble_heads=heads,
     )
     if variant == "no_eos":
         settings["append_eos"] = False

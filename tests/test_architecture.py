@@ -15,11 +15,11 @@ PACKAGE = os.path.join(REPO_ROOT, "rm_trl")
 
 # Lowest first. A module may import from its own layer or any layer below it, never from one above.
 LAYERS: list[set[str]] = [
-    {"metrics", "losses"},  # pure functions: no rm_trl imports
+    {"metrics", "losses", "ensemble"},  # pure functions: no rm_trl imports
     {"data"},  # readers, formats, validation, tokenization, collation
     {"errors"},  # user-facing error types (some wrap the data layer's)
-    {"modeling", "reward_reading", "packing", "checkpoints"},  # the model and how rewards are read
-    {"config", "config_stepwise"},  # training settings
+    {"modeling", "model_args", "ensemble_heads", "reward_reading", "packing", "checkpoints"},  # the model, its rewards
+    {"config", "config_stepwise", "config_ensemble"},  # training settings
     {"scoring"},  # RewardScorer: the one scoring path
     {"export"},  # metadata, consumers, card, exporters, Hub upload
     {"evaluation", "eval_report"},  # metrics of scored data, reports

@@ -35,11 +35,14 @@ class SequenceClassificationExporter:
             normalize`); `None` leaves rewards raw.
         calibrator: fits the preference temperature on the final model's logits and returns the
             `rm_trl.calibration` entry (`rm_trl.export.calibration`); it never changes the model.
+        metadata_updates: entries the head transform changes (e.g. `ensemble` and `num_labels` when the heads'
+            mean is put in front of the heads), merged into the metadata before the consumer flags.
     """
 
     transform: HeadTransform | None = None
     normalizer: Normalizer | None = None
     calibrator: Calibrator | None = None
+    metadata_updates: dict[str, Any] | None = None
     target: ClassVar[str] = "sequence_classification"
 
     def export(
@@ -51,6 +54,7 @@ class SequenceClassificationExporter:
         peft = is_peft_model(model)
         final = model.merge_and_unload() if peft else model
         exported = self.transform(final, output_dir) if self.transform is not None else final
+        metadata.update(self.metadata_updates or {})
         if self.normalizer is not None:
             exported, metadata["normalization"] = self.normalizer(exported)
         if self.calibrator is not None:  # on the logits consumers read: after the head transform and normalisation

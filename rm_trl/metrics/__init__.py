@@ -49,8 +49,13 @@ from .rated import (
     same_prompt_margins,
     same_prompt_pairs,
 )
+from .uncertainty import length_binned_accuracy, rank_auroc, selective_accuracy, uncertainty_metrics
 
 __all__ = [
+    "length_binned_accuracy",
+    "rank_auroc",
+    "selective_accuracy",
+    "uncertainty_metrics",
     "BOOTSTRAP_SAMPLES",
     "CALIBRATION_BINS",
     "Evaluation",

@@ -10,6 +10,7 @@ import numpy as np
 
 from .calibration import CALIBRATION_BINS, preference_calibration, temperature_scaling_metrics
 from .common import Evaluation, length_bias
+from .uncertainty import length_binned_accuracy
 
 
 def pairwise_accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float:
@@ -60,6 +61,8 @@ def evaluate_pairs(
     for name, members in (("chosen_longer", chosen_len > rejected_len), ("chosen_shorter", chosen_len < rejected_len)):
         metrics[f"accuracy_{name}"] = pairwise_accuracy(chosen[members], rejected[members])
         metrics[f"pairs_{name}"] = float(members.sum())
+    balanced, length_bins = length_binned_accuracy(chosen, rejected, chosen_len, rejected_len)
+    metrics.update(balanced)
     curves = {
         "chosen": chosen,
         "rejected": rejected,
@@ -67,5 +70,6 @@ def evaluate_pairs(
         "preference_margins": margins,
         "lengths": lengths,
         "rewards": rewards,
+        "length_bins": length_bins,
     }
     return Evaluation(metrics, lambda i: pairwise_accuracy(chosen[i], rejected[i]), len(chosen), curves)

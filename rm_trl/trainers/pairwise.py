@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from datasets import Dataset
 
 from ..config import PairwiseRewardConfig
 from ..data.formats import PAIRWISE_SCHEMA
+from ..ensemble import bootstrap_indices, bootstrap_pairs
+from ..ensemble_heads import fold_to_mean
+from ..export import SequenceClassificationExporter
 from ..losses import PAIRWISE_LOSS_FUNCTIONS
 from ..metrics import pairwise_metrics
 from .base import RewardTrainer
@@ -38,7 +42,7 @@ class PairwiseRewardTrainer(RewardTrainer):
             return dataset.remove_columns("margin")
         return dataset
 
-    def loss_settings(self) -> dict[str, Any]:
+    def _margin_settings(self) -> dict[str, Any]:
         described: dict[str, Any] = {}
         if "margin" in self.target_names:
             described["margin_scale"] = self.args.margin_scale
@@ -46,15 +50,48 @@ class PairwiseRewardTrainer(RewardTrainer):
             described["fixed_margin"] = self.args.fixed_margin
         return described
 
+    @classmethod
+    def num_labels(cls, args: PairwiseRewardConfig) -> int:
+        return getattr(args, "ensemble_heads", 1)  # the contrastive family shares this trainer, not ensembles
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        rewards = self.compute_rewards(model, inputs).view(-1, 2)  # rows of (chosen, rejected)
-        chosen, rejected = rewards[:, 0], rewards[:, 1]
+        heads = self.num_labels(self.args)
+        rewards = self.compute_rewards(model, inputs).view(-1, 2, heads)  # rows of (chosen, rejected) per head
+        chosen, rejected = rewards[:, 0], rewards[:, 1]  # [rows, heads]
         margin = inputs["margin"] * self.args.margin_scale if "margin" in inputs else None
         if self.args.fixed_margin:
             margin = self.args.fixed_margin if margin is None else margin + self.args.fixed_margin
+        if heads == 1:
+            chosen, rejected = chosen[:, 0], rejected[:, 0]
+        elif self.args.ensemble_bootstrap and model.training:  # each head on its own resample of the batch
+            chosen, rejected, margin = bootstrap_pairs(chosen, rejected, margin, self._bootstrap_index(len(chosen)))
+        elif isinstance(margin, torch.Tensor):
+            margin = margin[:, None]
         loss = self.family_loss(rewards, chosen, rejected, margin)
+        rewards = rewards.mean(dim=-1)  # the ensemble's reward (what the export's logits[:, 0] holds)
         self.track_batch_metrics(rewards)
         return (loss, rewards) if return_outputs else loss
+
+    def _bootstrap_index(self, rows: int) -> torch.Tensor:
+        """Seeded by (seed, step, process): a resumed run redraws the same resamples."""
+        seed = (self.args.seed * 1_000_003 + self.state.global_step) * 1_009 + self.args.process_index
+        generator = torch.Generator().manual_seed(seed)
+        return bootstrap_indices(rows, self.args.ensemble_heads, generator)
+
+    def loss_settings(self) -> dict[str, Any]:
+        described = self._margin_settings()
+        if self.num_labels(self.args) > 1:
+            described["ensemble_heads"] = self.args.ensemble_heads
+            described["ensemble_bootstrap"] = self.args.ensemble_bootstrap
+        return described
+
+    def exporter(self) -> SequenceClassificationExporter:
+        exporter = super().exporter()
+        ensemble = self.args.ensemble_metadata() if self.num_labels(self.args) > 1 else None
+        if ensemble is not None:  # one output, the heads' mean, for every consumer; the heads in a file beside it
+            exporter.transform = fold_to_mean
+            exporter.metadata_updates = {"ensemble": ensemble, "num_labels": 1}
+        return exporter
 
     def metrics(self, predictions: np.ndarray) -> dict[str, float]:
         return pairwise_metrics(predictions[:, 0], predictions[:, 1])
