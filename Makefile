@@ -1,10 +1,13 @@
 # rm-trl: one command to set up and run the demo, one to set up and run the tests.
 #   make demo    # creates .venv, installs rm-trl (CPU torch if no torch), trains the offline demo reward model
-#   make test    # same set-up, then the test suite (offline, CPU, ~10 min on 2 cores)
+#   make test    # same set-up, then the test suite (offline, CPU, ~9 min on 2 cores with 2 workers)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
+# pytest-xdist workers for `make test`: the suite is mostly single-threaded start-ups and tiny models; one worker per
+# core, each test file on one worker (module fixtures such as the consumer exports are built once)
+TEST_WORKERS ?= 2
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
@@ -38,11 +41,11 @@ SOFT_PPO_VENV = @$(MAKE) --no-print-directory ppo-venv || echo "no $(PPO_VENV): 
 
 test: setup
 	$(SOFT_PPO_VENV)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile
 
 test-all: setup
 	$(SOFT_PPO_VENV)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 $(PPO_VENV)/.stamp:
 	$(PYTHON) -m venv $(PPO_VENV)

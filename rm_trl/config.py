@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .config_ensemble import EnsembleSettings
+from .config_robust import EnsembleSettings, LengthHeadSettings
 from .data.arguments import check_choices
 from .data.formats.pairwise import DEFAULT_TURN_MARKERS
 from .losses import (
@@ -262,8 +262,8 @@ PAIRWISE_LOSSES = tuple(PAIRWISE_LOSS_FUNCTIONS)
 
 
 @dataclass
-class PairwiseRewardConfig(RewardConfig, EnsembleSettings):
-    r"""Settings of the pairwise (chosen vs rejected) family (plus `EnsembleSettings`: E heads on one backbone).
+class PairwiseRewardConfig(RewardConfig, EnsembleSettings, LengthHeadSettings):
+    r"""Settings of the pairwise (chosen vs rejected) family (plus `config_robust`: ensembles, ODIN length head).
 
     Parameters:
         loss_type (`str`, defaults to `"bradley_terry"`):
@@ -297,6 +297,7 @@ class PairwiseRewardConfig(RewardConfig, EnsembleSettings):
             raise ValueError(f"label_smoothing={self.label_smoothing} must be in [0, 0.5)")
         super().__post_init__()
         self.check_ensemble()
+        self.check_length_head()
 
 
 POINTWISE_LOSSES = tuple(POINTWISE_LOSS_FUNCTIONS)

@@ -7,6 +7,7 @@ anything else (a bug), and for every error with `--debug` or `RM_TRL_DEBUG=1`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -70,3 +71,29 @@ def run_entry_point(main: Callable[[], int | None], debug: bool = False, program
         print(f"{program}: error: {name}{exc}", file=sys.stderr)
         print(f"(run with --debug or {DEBUG_ENV}=1 for a traceback)", file=sys.stderr)
         return 1
+
+
+TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "vocab.txt", "tokenizer.model", "vocab.json"}
+
+
+@contextlib.contextmanager
+def explained_load_errors(path: str):
+    """Turn the Hub client's errors for a model that is not there ("Repo id must be in the form ...", offline
+    look-ups) into one `ModelLoadError` naming the path."""
+    try:
+        yield
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError) as exc:
+        if os.path.isdir(path):
+            names = set(os.listdir(path))
+            if "config.json" not in names and "adapter_config.json" not in names:
+                raise ModelLoadError(f"{path} is not a model folder: it has no config.json") from exc
+            if not names & TOKENIZER_FILES:
+                raise ModelLoadError(f"{path} has no tokenizer files ({', '.join(sorted(TOKENIZER_FILES))})") from exc
+            raise ModelLoadError(f"cannot load the model in {path}: {exc}") from exc
+        if path.startswith((".", "/", "~")) or path.count("/") > 1:  # a path, not a Hub id
+            raise ModelLoadError(f"model not found: {path} is not a folder") from exc
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        hint = " (HF_HUB_OFFLINE is set: only local folders and cached models load)" if offline else ""
+        raise ModelLoadError(f"model not found: {path} is neither a local folder nor a Hub model{hint}") from exc

@@ -56,6 +56,29 @@ def reward_centering_penalty(rewards: torch.Tensor) -> torch.Tensor:
     return rewards.pow(2).mean()
 
 
+def batch_pearson(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of two `[N]` tensors, differentiable; 0 when either is constant (nothing to correlate)."""
+    x, y = x - x.mean(), y - y.mean()
+    denominator = x.norm() * y.norm()
+    return (x * y).sum() / denominator if denominator > 1e-12 else (x * y).sum() * 0.0
+
+
+def length_disentangle_loss(quality: torch.Tensor, length_reward: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """ODIN's length terms (Chen et al. 2024, arXiv:2402.07319, Sec. 5): `(1 - rho(length head, length))` pulls the
+    length head onto response length, `|rho(quality head, length)|` pushes the quality head off it (Pearson over the
+    batch's responses, as the authors' `gemma_two_head.py`, per process here)."""
+    lengths = lengths.to(quality.dtype)
+    return (1.0 - batch_pearson(length_reward, lengths)) + batch_pearson(quality, lengths).abs()
+
+
+def head_orthogonality(weight: torch.Tensor) -> torch.Tensor:
+    """ODIN's orthogonality term `|w_Q . w_L|` on the two head rows of `weight` `[2, hidden]`, each centred and
+    scaled to unit norm first (the authors' `proj_with_normalized_weight`)."""
+    centred = weight - weight.mean(dim=-1, keepdim=True)
+    unit = centred / centred.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+    return (unit[0] * unit[1]).sum().abs()
+
+
 # ----- grouping helper ----------------------------------------------------------------------------------------------
 def pad_groups(values: torch.Tensor, group_sizes: torch.Tensor, fill: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Turn a flat `[N]` tensor of per-response values into `[rows, K_max]` plus a validity mask.

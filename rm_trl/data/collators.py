@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .names import POSITION_COUNTS
+from .names import POSITION_COUNTS, RESPONSE_LENGTHS
 from .pipeline import PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS, ROW
 from .tokenize import outcome_positions
 
@@ -64,7 +64,8 @@ def reward_offsets(example: dict[str, Any]) -> list[list[int]]:
 
 def row_fields(examples: list[dict[str, Any]], target_names: tuple[str, ...]) -> dict[str, torch.Tensor]:
     """What every collated batch carries besides the token tensors: `group_sizes`, `row`, `position_counts`
-    (`[sequences]`: reward positions per response, so a loss can regroup the flat rewards of `reward_index`) and the
+    (`[sequences]`: reward positions per response, so a loss can regroup the flat rewards of `reward_index`),
+    `response_lengths` (`[sequences]`: each response's tokens, for length-aware losses) and the
     targets (`[rows]` for a per-row target; a list per row, flattened in row order: `[sequences]` for a
     per-response one, `[positions]`, in `reward_index` order, for a per-position one such as stepwise `labels`)."""
     fields = {
@@ -73,6 +74,7 @@ def row_fields(examples: list[dict[str, Any]], target_names: tuple[str, ...]) ->
         POSITION_COUNTS: torch.tensor(
             [len(positions) for ex in examples for positions in reward_offsets(ex)], dtype=torch.long
         ),
+        RESPONSE_LENGTHS: torch.tensor([len(r) for ex in examples for r in ex[RESPONSE_IDS]], dtype=torch.long),
     }
     for name in target_names:
         values = [ex[name] for ex in examples]

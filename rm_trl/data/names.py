@@ -14,6 +14,7 @@ LENGTH = "length"  # tokens of the row (prompt once + every response): what leng
 STATUS = "_status"  # ok / truncated / over-length, before the length policy is applied
 
 POSITION_COUNTS = "position_counts"  # per response of a batch, how many reward positions it has
+RESPONSE_LENGTHS = "response_lengths"  # per response of a batch, its tokens (prompt excluded)
 
 BATCH_KEYS = ("input_ids", "attention_mask", "group_sizes", "reward_index", POSITION_COUNTS)  # a collated batch's
 RESERVED_COLUMNS = frozenset({ROW, PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS, LENGTH, *BATCH_KEYS})

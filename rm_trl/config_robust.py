@@ -1,7 +1,8 @@
-"""Ensemble settings (E reward heads on one backbone), mixed into the pairwise family's config.
+"""Robust-reward settings mixed into the pairwise family's config: ensembles (E reward heads on one backbone) and a
+length-disentangled reward (ODIN: a quality head and a length head).
 
 Kept apart from `config.py` for size; every field documented where it is declared, so it becomes a flag and a YAML
-key. See `rm_trl.ensemble` and `docs/robust_rewards.md`.
+key. See `rm_trl.ensemble`, `rm_trl.losses.length_disentangle_loss` and `docs/robust_rewards.md`.
 """
 
 from __future__ import annotations
@@ -75,4 +76,45 @@ class EnsembleSettings:
             "conservative_reward": self.conservative_reward,
             "uncertainty_penalty": self.uncertainty_penalty,
             "reward": self.ensemble_reward,
+        }
+
+
+@dataclass
+class LengthHeadSettings:
+    r"""A length-disentangled reward (ODIN, Chen et al. 2024, arXiv:2402.07319): two linear heads on the shared
+    backbone, whose sum is trained on the preferences; the length head is pulled onto response length, the quality
+    head pushed off it (Pearson correlations over each batch), and their weights kept orthogonal. The export's
+    reward is the quality head alone (the length head is dropped, exactly: one row of the linear head).
+
+    Parameters:
+        length_head (`bool`, defaults to `False`):
+            Train the quality + length heads; `rm_trl.length_head` in the export records it.
+        length_correlation_weight (`float`, defaults to `1.0`):
+            Weight of the length terms `(1 - rho(length head, length)) + |rho(quality head, length)|` (the authors'
+            `correlation_with_length`).
+        orthogonal_weight (`float`, defaults to `1.0`):
+            Weight of `|w_Q . w_L|` on the centred, unit-norm head rows (the authors' `ortho_reg`).
+    """
+
+    length_head: bool = field(default=False, metadata={"help": "ODIN: a quality head and a length head."})
+    length_correlation_weight: float = field(default=1.0, metadata={"help": "Weight of ODIN's length terms."})
+    orthogonal_weight: float = field(default=1.0, metadata={"help": "Weight of ODIN's head orthogonality term."})
+
+    def check_length_head(self) -> None:
+        if self.length_head and getattr(self, "ensemble_heads", 1) > 1:
+            raise ValueError("length_head with ensemble_heads > 1 is not supported: choose one")
+        if self.length_head and getattr(self, "normalize_rewards", False):
+            raise ValueError("length_head with normalize_rewards is not supported yet")
+        if self.length_correlation_weight < 0 or self.orthogonal_weight < 0:
+            raise ValueError("length_correlation_weight and orthogonal_weight must be >= 0")
+
+    def length_head_metadata(self) -> dict | None:
+        """The export's `rm_trl.length_head` entry (None without the length head)."""
+        if not self.length_head:
+            return None
+        return {
+            "method": "ODIN (Chen et al. 2024, arXiv:2402.07319)",
+            "exported": "the quality head (logits[:, 0]); the length head was dropped",
+            "length_correlation_weight": self.length_correlation_weight,
+            "orthogonal_weight": self.orthogonal_weight,
         }
