@@ -2,7 +2,7 @@
 length cue, and does an ensemble know when it is wrong? (`docs/robust_rewards.md`)
 
     python scripts/make_length_data.py          # once: data/robust (committed)
-    python recipes/robust.py                    # 3 seeds x {Bradley-Terry, ODIN, 4-head ensemble}
+    python recipes/robust.py                    # 3 seeds x {Bradley-Terry, ODIN at two weights, 4-head ensemble}
     python recipes/robust.py --seeds 5 --steps 800 --output_dir outputs/robust-long
 
 Each run trains through `rm-trl train pairwise` (`rm_trl.recipe.main`) from the lab's tiny word-level model and is

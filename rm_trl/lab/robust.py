@@ -25,7 +25,8 @@ from .world import ModelSpec, World, build_model_folder
 
 VARIANTS: dict[str, list[str]] = {
     "bradley_terry": [],
-    "odin": ["--length_head", "true"],
+    "odin": ["--length_head", "true"],  # the authors' weights (1.0, 1.0)
+    "odin_length_weight_0.3": ["--length_head", "true", "--length_correlation_weight", "0.3"],
     "ensemble": ["--ensemble_heads", "4"],
 }
 REFERENCE = "bradley_terry"
