@@ -34,6 +34,7 @@ VARIANTS = {
     "no_grouping": {"train_sampling_strategy": "random"},
     "plain": {"packing": False, "train_sampling_strategy": "random"},
     "pack_rows_1024": {"pack_rows_tokens": 1024},
+    "ensemble_4": {"ensemble_heads": 4},  # 4 reward heads on the shared forward (#17: cost under 1.1x asked)
 }
 
 
@@ -201,8 +202,8 @@ def worker(args) -> dict:
         from rm_trl import PairwiseRewardConfig, PairwiseRewardTrainer, load_reward_model
 
         torch.manual_seed(args.seed)
-        model, tokenizer = load_reward_model(model_path, dtype="float32")
         variant = VARIANTS[args.variant]
+        model, tokenizer = load_reward_model(model_path, dtype="float32", num_labels=variant.get("ensemble_heads", 1))
         # hh-rlhf has pairs whose chosen reply is empty: rm-trl refuses them unless told to skip (TRL trains on them).
         config = PairwiseRewardConfig(**common, cpu_threads=args.threads, invalid_rows="skip", **variant)
         trainer = PairwiseRewardTrainer(
