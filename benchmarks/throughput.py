@@ -346,6 +346,7 @@ def main() -> None:
         "--common_pairs", action="store_true", help="only pairs both engines keep untruncated (same data exactly)"
     )
     parser.add_argument("--ablation", action="store_true", help="also run each rm-trl variant once per backbone")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="with --ablation: which variants (comma list)")
     parser.add_argument("--variant", default="default", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", choices=("rm-trl", "trl"), help=argparse.SUPPRESS)
@@ -374,8 +375,8 @@ def main() -> None:
                     flush=True,
                 )
         if args.ablation:
-            for variant in VARIANTS:
-                if variant == "default" or (backbone == "minilm" and variant != "no_grouping"):
+            for variant in args.variants.split(","):
+                if variant == "default" or (backbone == "minilm" and variant not in ("no_grouping", "ensemble_4")):
                     continue  # encoders never pack
                 result = run_worker("rm-trl", backbone, args, variant)
                 results.append(result)

@@ -12,11 +12,13 @@ the training and eval splits are annotated as people do, picking the better resp
 Length is set by fillers alone, after the label, independently of the truth:
 
 - `train.jsonl` / `eval.jsonl`: in 90% of the pairs the chosen response is the longer one (`LENGTH_AGREES_TRAIN`);
+- `test_held_in.jsonl`: the training distribution (annotated labels, chosen longer in 90%), for calibration;
 - `test_length_anti.jsonl`: in 90% of the pairs the chosen response is the shorter one (a model that learned
   "longer is better" loses here; one that learned the content does not);
 - `test_length_neutral.jsonl`: 50%;
 - `test_shift.jsonl`: the topic shift. Training responses use content words `w000`-`w149` only; here half of the
-  pairs use the held-out words `w150`-`w199` (`shifted: true`), which no model saw in training; length is neutral.
+  pairs use the held-out words `w150`-`w199` (`shifted: true`), which no model saw in training; the two responses
+  of a pair are equally long (`chosen_longer: null`), so only content decides and the errors come from the shift.
 
 Every row: `{"prompt", "chosen", "rejected", "chosen_longer", "shifted", "true_gap", "label_is_true", "subset"}`
 (the pairwise format reads the first three; `subset` names the row's kind for per-subset tables).
@@ -41,9 +43,10 @@ OUT_DIR = os.path.join(REPO_ROOT, "data", "robust")
 SPLITS = {  # name: (pairs, fraction whose chosen response is the longer, fraction shifted, annotated by people)
     "train": (3000, 0.9, 0.0, True),
     "eval": (400, 0.9, 0.0, True),
+    "test_held_in": (600, 0.9, 0.0, True),  # the training distribution, annotated: for calibration
     "test_length_anti": (600, 0.1, 0.0, False),
     "test_length_neutral": (600, 0.5, 0.0, False),
-    "test_shift": (600, 0.5, 0.5, False),
+    "test_shift": (600, None, 0.5, False),  # None: both responses of a pair equally long (content decides)
 }
 ANNOTATOR_TEMPERATURE = 1.0  # annotated splits: the truly better response is chosen with p = sigmoid(gap / T)
 TRAIN_WORDS = 150  # content words w000..w149 in training; the rest only in shifted test pairs
@@ -56,7 +59,9 @@ def content(world: World, rng: np.random.Generator, shifted: bool) -> np.ndarray
     return rng.integers(low, high, size=rng.integers(MIN_WORDS, MAX_WORDS + 1))
 
 
-def make_pair(world: World, rng: np.random.Generator, longer_chosen: bool, shifted: bool, annotated: bool) -> dict:
+def make_pair(
+    world: World, rng: np.random.Generator, longer_chosen: bool | None, shifted: bool, annotated: bool
+) -> dict:
     while True:
         a, b = content(world, rng, shifted), content(world, rng, shifted)
         gap = (world.weights[a].mean() - world.weights[b].mean()) / world.scale
@@ -67,7 +72,10 @@ def make_pair(world: World, rng: np.random.Generator, longer_chosen: bool, shift
     chosen, rejected = (better, worse) if agrees else (worse, better)
     base = max(len(chosen), len(rejected)) + int(rng.integers(0, 4))
     extra = int(rng.integers(2, 9))
-    total_chosen, total_rejected = (base + extra, base) if longer_chosen else (base, base + extra)
+    if longer_chosen is None:  # equally long: length says nothing
+        total_chosen = total_rejected = base
+    else:
+        total_chosen, total_rejected = (base + extra, base) if longer_chosen else (base, base + extra)
     prompt = world.sample_prompts(1, rng)[0]
     return {
         "prompt": prompt,
@@ -75,7 +83,8 @@ def make_pair(world: World, rng: np.random.Generator, longer_chosen: bool, shift
         "rejected": " " + world._text(rejected, total_rejected - len(rejected), rng),
         "chosen_longer": longer_chosen,
         "shifted": shifted,
-        "subset": ("shifted" if shifted else "in_domain") + ("/chosen_longer" if longer_chosen else "/chosen_shorter"),
+        "subset": ("shifted" if shifted else "in_domain")
+        + ("/equal_length" if longer_chosen is None else "/chosen_longer" if longer_chosen else "/chosen_shorter"),
         "true_gap": round(float(abs(gap)), 4),
         "label_is_true": bool(agrees),
     }
@@ -84,9 +93,11 @@ def make_pair(world: World, rng: np.random.Generator, longer_chosen: bool, shift
 def make_split(
     world: World, rng: np.random.Generator, pairs: int, agree: float, shift: float, annotated: bool
 ) -> list[dict]:
-    longer = rng.permutation(np.arange(pairs) < round(agree * pairs))
+    longer = [None] * pairs if agree is None else rng.permutation(np.arange(pairs) < round(agree * pairs))
     shifted = rng.permutation(np.arange(pairs) < round(shift * pairs))
-    return [make_pair(world, rng, bool(lc), bool(s), annotated) for lc, s in zip(longer, shifted)]
+    return [
+        make_pair(world, rng, None if lc is None else bool(lc), bool(s), annotated) for lc, s in zip(longer, shifted)
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         path = os.path.join(args.out, f"{split}.jsonl")
         with open(path, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)
-        longer, shifted = np.mean([r["chosen_longer"] for r in rows]), np.mean([r["shifted"] for r in rows])
+        longer, shifted = np.mean([bool(r["chosen_longer"]) for r in rows]), np.mean([r["shifted"] for r in rows])
         true = np.mean([r["label_is_true"] for r in rows])
         print(f"{path}: {len(rows)} pairs, chosen longer in {longer:.0%}, shifted {shifted:.0%}, label true {true:.0%}")
 

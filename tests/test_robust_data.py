@@ -38,9 +38,12 @@ def test_length_cue_and_labels_are_as_documented(data_dir):
     world = World(seed=make_length_data.SEED)
     for split, (_, agree, shift, annotated) in make_length_data.SPLITS.items():
         rows = read(data_dir / f"{split}.jsonl")
-        longer = np.array([words(r["chosen"]) > words(r["rejected"]) for r in rows])
-        assert (longer == np.array([r["chosen_longer"] for r in rows])).all()  # the flag is the truth
-        assert longer.mean() == pytest.approx(agree, abs=0.01)
+        if agree is None:  # equally long pairs
+            assert all(words(r["chosen"]) == words(r["rejected"]) and r["chosen_longer"] is None for r in rows)
+        else:
+            longer = np.array([words(r["chosen"]) > words(r["rejected"]) for r in rows])
+            assert (longer == np.array([r["chosen_longer"] for r in rows])).all()  # the flag is the truth
+            assert longer.mean() == pytest.approx(agree, abs=0.01)
         assert np.mean([r["shifted"] for r in rows]) == pytest.approx(shift, abs=0.01)
         truth = np.array([world.true_reward(r["chosen"]) > world.true_reward(r["rejected"]) for r in rows])
         assert (truth == np.array([r["label_is_true"] for r in rows])).all()

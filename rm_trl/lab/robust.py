@@ -30,7 +30,7 @@ VARIANTS: dict[str, list[str]] = {
     "ensemble": ["--ensemble_heads", "4"],
 }
 REFERENCE = "bradley_terry"
-TESTS = ("test_length_anti", "test_length_neutral", "test_shift")
+TESTS = ("test_length_anti", "test_length_neutral", "test_shift", "eval", "test_held_in")
 REPORTED = (
     "accuracy",
     "accuracy_length_balanced",
@@ -38,6 +38,8 @@ REPORTED = (
     "uncertainty_error_auroc",
     "selective_accuracy_80",
     "selective_accuracy_50",
+    "ece",
+    "ece_model_temperature",
 )
 
 
@@ -45,6 +47,8 @@ def train_flags(data_dir: str, model_dir: str, output_dir: str, seed: int, steps
     flags = {
         "model_name_or_path": model_dir,
         "train_data": os.path.join(data_dir, "train.jsonl"),
+        "eval_data": os.path.join(data_dir, "eval.jsonl"),
+        "calibrate_temperature": "true",  # fitted on the eval split; ECE before / after on each test
         "output_dir": output_dir,
         "max_steps": steps,
         "per_device_train_batch_size": 16,
