@@ -34,12 +34,12 @@ from .metrics import (
     CALIBRATION_BINS,
     Evaluation,
     affine_fit_errors,
+    auroc,
     bootstrap_interval,
     calibration,
     correlation,
     pairwise_accuracy,
     per_subset,
-    rank_auroc,
     ranked_group_metrics,
     temperature_scaling_metrics,
     uncertainty_metrics,
@@ -167,7 +167,7 @@ def ensemble_pair_metrics(scored: ScoredData, bootstrap_samples: int = BOOTSTRAP
     uncertainty = pair_uncertainty(outputs[:, 0, 1:], outputs[:, 1, 1:])
     metrics = uncertainty_metrics(correct, uncertainty)
     low, high = bootstrap_interval(
-        len(correct), lambda i: rank_auroc(uncertainty[i], ~correct[i]), samples=bootstrap_samples
+        len(correct), lambda i: auroc(uncertainty[i], ~correct[i]), samples=bootstrap_samples
     )
     metrics.update(uncertainty_error_auroc_low=low, uncertainty_error_auroc_high=high)
     return metrics

@@ -130,6 +130,24 @@ def minilm_path() -> str:
     return path
 
 
+def tiny_pairwise_config(output_dir, **settings):
+    """A `PairwiseRewardConfig` for a few quick CPU steps on a tiny model (any field can be overridden)."""
+    from rm_trl import PairwiseRewardConfig
+
+    defaults = dict(
+        output_dir=str(output_dir),
+        max_steps=6,
+        per_device_train_batch_size=8,
+        learning_rate=3e-3,
+        max_length=64,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+    )
+    return PairwiseRewardConfig(**{**defaults, **settings})
+
+
 def learnable_pairs(n: int, seed: int = 0) -> list[dict]:
     """Pairs a tiny model can learn: chosen replies are built from 'good' words, rejected from 'bad' words."""
     import random

@@ -26,7 +26,7 @@ from rm_trl.losses import bradley_terry_loss, pairwise_hinge_loss
 from rm_trl.rl import RewardFunction
 from rm_trl.scoring import RewardScorer
 
-from .conftest import REPO_ROOT, learnable_pairs, make_tiny_llama
+from .conftest import REPO_ROOT, learnable_pairs, make_tiny_llama, tiny_pairwise_config
 
 
 # ----- pure functions -----------------------------------------------------------------------------------------------
@@ -108,19 +108,7 @@ def test_the_export_folds_the_heads_to_their_mean_and_attaching_gives_them_back(
 # ----- training and the export --------------------------------------------------------------------------------------
 def _train(tmp_path, tokenizer, heads: int = 4, **settings):
     model = make_tiny_llama(tokenizer, num_labels=heads)
-    args = PairwiseRewardConfig(
-        output_dir=str(tmp_path / "out"),
-        max_steps=6,
-        per_device_train_batch_size=8,
-        learning_rate=3e-3,
-        max_length=64,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        ensemble_heads=heads,
-        **settings,
-    )
+    args = tiny_pairwise_config(tmp_path / "out", ensemble_heads=heads, **settings)
     data = Dataset.from_list(learnable_pairs(48))
     trainer = PairwiseRewardTrainer(
         model=model, args=args, processing_class=tokenizer, train_dataset=data, eval_dataset=data.select(range(16))
@@ -244,14 +232,14 @@ def test_server_returns_mean_std_and_conservative(tmp_path, llama_tokenizer):
 
 # ----- evaluation: uncertainty and length ---------------------------------------------------------------------------
 def test_uncertainty_metrics_by_hand():
-    from rm_trl.metrics import rank_auroc, selective_accuracy, uncertainty_metrics
+    from rm_trl.metrics import auroc, selective_accuracy, uncertainty_metrics
 
     correct = np.array([True, True, False, True, False])
     uncertainty = np.array([0.1, 0.2, 0.9, 0.3, 0.8])  # the wrong ones are the most uncertain: AUROC 1
-    assert rank_auroc(uncertainty, ~correct) == 1.0
-    assert rank_auroc(-uncertainty, ~correct) == 0.0
-    assert rank_auroc(np.ones(5), ~correct) == 0.5  # ties count half
-    assert np.isnan(rank_auroc(uncertainty, np.ones(5, bool)))
+    assert auroc(uncertainty, ~correct) == 1.0
+    assert auroc(-uncertainty, ~correct) == 0.0
+    assert auroc(np.ones(5), ~correct) == 0.5  # ties count half
+    assert np.isnan(auroc(uncertainty, np.ones(5, bool)))
     assert selective_accuracy(correct, uncertainty, 0.6) == 1.0 and selective_accuracy(correct, uncertainty, 1.0) == 0.6
     metrics = uncertainty_metrics(correct, uncertainty)
     assert metrics["selective_accuracy_100"] == 0.6 and metrics["uncertainty_mean_wrong"] == pytest.approx(0.85)

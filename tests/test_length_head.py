@@ -17,7 +17,7 @@ from transformers import AutoModelForSequenceClassification
 from rm_trl import PairwiseRewardConfig, PairwiseRewardTrainer
 from rm_trl.losses import batch_pearson, head_orthogonality, length_disentangle_loss
 
-from .conftest import learnable_pairs, make_tiny_llama
+from .conftest import learnable_pairs, make_tiny_llama, tiny_pairwise_config
 
 
 @settings(max_examples=50, deadline=None)
@@ -68,19 +68,7 @@ def test_orthogonality_by_hand():
 
 def test_training_two_heads_and_exporting_the_quality_head(tmp_path, llama_tokenizer):
     model = make_tiny_llama(llama_tokenizer, num_labels=2)
-    args = PairwiseRewardConfig(
-        output_dir=str(tmp_path / "out"),
-        max_steps=6,
-        per_device_train_batch_size=8,
-        learning_rate=3e-3,
-        max_length=64,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        logging_steps=3,
-        length_head=True,
-    )
+    args = tiny_pairwise_config(tmp_path / "out", logging_steps=3, length_head=True)
     data = Dataset.from_list(learnable_pairs(48))
     trainer = PairwiseRewardTrainer(model=model, args=args, processing_class=llama_tokenizer, train_dataset=data)
     trainer.train()

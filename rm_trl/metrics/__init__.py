@@ -26,6 +26,7 @@ from .calibration import (
 from .common import (
     BOOTSTRAP_SAMPLES,
     Evaluation,
+    auroc,
     bootstrap_interval,
     correlation,
     correlations,
@@ -49,11 +50,11 @@ from .rated import (
     same_prompt_margins,
     same_prompt_pairs,
 )
-from .uncertainty import length_binned_accuracy, rank_auroc, selective_accuracy, uncertainty_metrics
+from .uncertainty import length_binned_accuracy, selective_accuracy, uncertainty_metrics
 
 __all__ = [
     "length_binned_accuracy",
-    "rank_auroc",
+    "auroc",
     "selective_accuracy",
     "uncertainty_metrics",
     "BOOTSTRAP_SAMPLES",

@@ -68,3 +68,16 @@ def length_bias(rewards: np.ndarray, lengths: np.ndarray) -> dict[str, float]:
         "length_reward_pearson": correlation(rewards, lengths, "pearson"),
         "length_reward_spearman": correlation(rewards, lengths, "spearman"),
     }
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of `scores` for the boolean `positive` (Mann-Whitney, ties count half); NaN when
+    only one class is present."""
+    from scipy.stats import rankdata
+
+    scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -14,7 +14,7 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from .common import Evaluation
+from .common import Evaluation, auroc
 
 STEP_AGGREGATIONS = ("min", "product", "last", "mean")
 PADDING_LABEL = -1.0  # per-response predictions: steps past a solution's end carry a negative label (-1, or -100)
@@ -71,19 +71,6 @@ def _macro_f1(counts: np.ndarray) -> float:
     tp, fp, fn, tn = (float(c) for c in counts)
     f1s = [f for f in (_f1(tp, fp, fn), _f1(tn, fn, fp)) if np.isfinite(f)]
     return float(np.mean(f1s)) if f1s else float("nan")
-
-
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve of `scores` for the boolean `positive` (Mann-Whitney, ties count half); NaN when
-    only one class is present."""
-    from scipy.stats import rankdata
-
-    scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def step_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:

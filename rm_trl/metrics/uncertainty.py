@@ -15,20 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from .common import auroc
+
 COVERAGES = (1.0, 0.9, 0.8, 0.7, 0.5)
 LENGTH_BINS = 5
-
-
-def rank_auroc(scores: np.ndarray, positives: np.ndarray) -> float:
-    """AUROC of `scores` for the boolean `positives` (Mann-Whitney, ties counted half); NaN with one class only."""
-    from scipy.stats import rankdata
-
-    scores, positives = np.asarray(scores, np.float64), np.asarray(positives, bool)
-    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def selective_accuracy(correct: np.ndarray, uncertainty: np.ndarray, coverage: float) -> float:
@@ -44,7 +34,7 @@ def uncertainty_metrics(correct: np.ndarray, uncertainty: np.ndarray) -> dict[st
     items, from per-item correctness and uncertainty (e.g. `rm_trl.ensemble.pair_uncertainty`)."""
     correct, uncertainty = np.asarray(correct, bool), np.asarray(uncertainty, np.float64)
     metrics = {
-        "uncertainty_error_auroc": rank_auroc(uncertainty, ~correct),
+        "uncertainty_error_auroc": auroc(uncertainty, ~correct),
         "uncertainty_mean_correct": float(uncertainty[correct].mean()) if correct.any() else float("nan"),
         "uncertainty_mean_wrong": float(uncertainty[~correct].mean()) if (~correct).any() else float("nan"),
     }
