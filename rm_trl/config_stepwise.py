@@ -37,6 +37,10 @@ class StepwiseRewardConfig(RewardConfig):
             Labels after a solution's first wrong step: `"keep"` (train every labelled step), `"mask"` (no loss on
             them), `"truncate"` (drop those steps, counted) or `"error"` (such a row is invalid, named by row and
             step).
+        step_error_weight (`float`, defaults to `1.0`):
+            `step_bce` only: the weight of a wrong step's term in a weighted mean (a soft label `p` gets
+            `1 + (w - 1)(1 - p)`). Wrong steps are the minority, the more so with `after_first_error: mask`; a
+            weight above 1 keeps the model from settling on "every step correct".
         pqm_margin (`float`, defaults to `4.0`):
             The margin zeta of the `pqm` loss: how far (in logits) every wrong step must sit below every correct
             step and the question. 4 is the authors' code default (their released checkpoints use 2 and 4).
@@ -69,6 +73,9 @@ class StepwiseRewardConfig(RewardConfig):
         },
     )
     pqm_margin: float = field(default=4.0, metadata={"help": "Margin zeta of the pqm loss (logits)."})
+    step_error_weight: float = field(
+        default=1.0, metadata={"help": "step_bce: weight of a wrong step's term (1 = plain mean)."}
+    )
     step_aggregation: str = field(
         default="min",
         metadata={
@@ -96,4 +103,6 @@ class StepwiseRewardConfig(RewardConfig):
             raise ValueError(f"step_separator={self.step_separator!r} must be a non-empty text")
         if self.pqm_margin < 0:
             raise ValueError(f"pqm_margin={self.pqm_margin} must be >= 0")
+        if not self.step_error_weight > 0:
+            raise ValueError(f"step_error_weight={self.step_error_weight} must be > 0")
         super().__post_init__()

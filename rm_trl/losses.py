@@ -194,10 +194,20 @@ def info_nce_loss(
 # ----- stepwise (process rewards): a logit at every step ----------------------------------------------------------
 # Every stepwise loss takes the flat step logits `[P]`, their labels `[P]` (1 / 0, soft in [0, 1], NaN = masked: no
 # loss, no gradient) and `position_counts` `[R]` (steps per solution, in order), as the collators lay them out.
-def step_bce_loss(logits: torch.Tensor, labels: torch.Tensor, position_counts: torch.Tensor) -> torch.Tensor:
+def step_bce_loss(
+    logits: torch.Tensor, labels: torch.Tensor, position_counts: torch.Tensor, error_weight: float = 1.0
+) -> torch.Tensor:
     """Binary cross-entropy of every labelled step against its label (hard or soft), averaged over the labelled
-    steps of the batch (a long solution weighs more than a short one, as in TRL's PRM training)."""
-    return binary_cross_entropy_loss(logits, labels)
+    steps of the batch (a long solution weighs more than a short one, as in TRL's PRM training). `error_weight`
+    weighs a wrong step's term (label 0; a soft label `p` gets `1 + (w - 1)(1 - p)`) in a weighted mean: wrong steps
+    are the minority when labels after the first error are masked."""
+    if error_weight == 1.0:
+        return binary_cross_entropy_loss(logits, labels)
+    present = ~torch.isnan(labels)
+    safe_labels = torch.where(present, labels, 1.0)
+    values = F.binary_cross_entropy_with_logits(logits, safe_labels, reduction="none")
+    weights = torch.where(present, 1.0 + (error_weight - 1.0) * (1.0 - safe_labels), 0.0)
+    return (values * weights).sum() / weights.sum().clamp(min=1e-12)
 
 
 def last_step_loss(logits: torch.Tensor, labels: torch.Tensor, position_counts: torch.Tensor) -> torch.Tensor:
@@ -309,7 +319,7 @@ CONTRASTIVE_LOSS_FUNCTIONS: dict[str, LossSpec] = {
     "margin_ranking": LossSpec(pairwise_hinge_loss, {"hinge_margin": "ranking_margin"}),
 }
 STEPWISE_LOSS_FUNCTIONS: dict[str, LossSpec] = {
-    "step_bce": LossSpec(step_bce_loss),
+    "step_bce": LossSpec(step_bce_loss, {"error_weight": "step_error_weight"}),
     "last_step": LossSpec(last_step_loss),
     "pqm": LossSpec(pqm_loss, {"margin": "pqm_margin"}),
 }

@@ -39,6 +39,22 @@ def test_step_bce_reference_hard_soft_and_masked():
     assert soft.item() == pytest.approx((bce(0.2, 0.75) + bce(-0.7, 0.1)) / 2, abs=1e-12)
 
 
+def test_step_bce_error_weight_reference_and_gradcheck():
+    w = 3.0  # wrong steps weigh 3, right ones 1, masked 0; a soft label p weighs 1 + (w - 1)(1 - p)
+    expected = (bce(1.0, 1) + w * bce(2.0, 0) + bce(0.5, 1) + bce(0.3, 1)) / (1 + w + 1 + 1)
+    got = step_bce_loss(t(LOGITS), t(LABELS), torch.tensor(COUNTS), error_weight=w)
+    assert got.item() == pytest.approx(expected, abs=1e-12)
+    soft = step_bce_loss(t([0.2]), t([0.75]), torch.tensor([1]), error_weight=w)
+    assert soft.item() == pytest.approx(bce(0.2, 0.75), abs=1e-12)  # one step: its weight cancels
+    assert dict(STEPWISE_LOSS_FUNCTIONS["step_bce"].options) == {"error_weight": "step_error_weight"}
+    logits = t(LOGITS).requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda x: step_bce_loss(x, t(LABELS), torch.tensor(COUNTS), error_weight=w), (logits,)
+    )
+    step_bce_loss(logits, t(LABELS), torch.tensor(COUNTS), error_weight=w).backward()
+    assert logits.grad[2].item() == 0.0  # masked
+
+
 def test_masked_step_gets_no_gradient():
     logits = t(LOGITS).requires_grad_()
     for name, spec in STEPWISE_LOSS_FUNCTIONS.items():
