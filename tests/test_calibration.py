@@ -33,7 +33,7 @@ from rm_trl.metrics import (
 from rm_trl.metrics.calibration import SEARCH_RATIO
 from rm_trl.scoring import RewardScorer
 
-from .conftest import REPO_ROOT, learnable_pairs, make_tiny_llama
+from .conftest import REPO_ROOT, learnable_pairs, make_tiny_llama, tiny_pairwise_config
 
 
 def bt_pairs(n: int, temperature: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,17 +157,8 @@ def calibrated(tmp_path_factory, smol_tokenizer_dir):
     tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
     tokenizer.pad_token = None
     out = str(tmp_path_factory.mktemp("calibrated"))
-    args = PairwiseRewardConfig(
-        output_dir=out,
-        num_train_epochs=2,
-        learning_rate=3e-3,
-        per_device_train_batch_size=8,
-        max_length=64,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        normalize_rewards=True,
-        calibrate_temperature=True,
+    args = tiny_pairwise_config(
+        out, max_steps=-1, num_train_epochs=2, normalize_rewards=True, calibrate_temperature=True
     )
     eval_rows = noisy_pairs(48, seed=7)
     trainer = PairwiseRewardTrainer(

@@ -11,25 +11,15 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rm_trl import PairwiseRewardConfig, PairwiseRewardTrainer
+from rm_trl import PairwiseRewardTrainer
 from rm_trl.scoring import RewardScorer
 
-from .conftest import REPO_ROOT, learnable_pairs, make_tiny_llama
+from .conftest import REPO_ROOT, learnable_pairs, make_tiny_llama, tiny_pairwise_config
 from .consumer_models import make_policy
 
 
 def train_rm(model, tokenizer, output_dir, **config):
-    settings = dict(
-        output_dir=str(output_dir),
-        num_train_epochs=2,
-        learning_rate=3e-3,
-        per_device_train_batch_size=8,
-        max_length=64,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-    )
-    args = PairwiseRewardConfig(**{**settings, **config})
+    args = tiny_pairwise_config(output_dir, **{"max_steps": -1, "num_train_epochs": 2, **config})
     data = Dataset.from_list(learnable_pairs(64))
     trainer = PairwiseRewardTrainer(
         model=model,
