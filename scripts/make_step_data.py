@@ -44,7 +44,8 @@ import random
 
 SEED = 20261124
 OUT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "stepwise")
-SPLIT_SIZES = {"train": 700, "eval": 100, "test": 150}  # problems per split
+SPLIT_SIZES = {"train": 2800, "eval": 100, "test": 150}  # problems per split
+CURRICULUM_KINDS = ("none", "wrong_operation")  # train_curriculum.jsonl: the demo's first stage (recipes/stepwise.py)
 SOLUTIONS_PER_PROBLEM = 4
 MIN_OPS, MAX_OPS = 2, 4
 MAX_CORRECT_VALUE = 30
@@ -185,6 +186,10 @@ def main(argv: list[str] | None = None) -> None:
         steps = sum(len(r["labels"]) for r in rows)
         wrong = sum(not label for r in rows for label in r["labels"])
         print(f"{path}: {len(rows)} solutions, {steps} steps ({wrong / steps:.0%} labelled false)")
+    path = os.path.join(args.out, "train_curriculum.jsonl")  # the training rows with one, local, kind of error
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in splits["train"] if r["error_kind"] in CURRICULUM_KINDS)
+    print(f"{path}: the training solutions whose error kind is one of {CURRICULUM_KINDS}")
 
 
 if __name__ == "__main__":
