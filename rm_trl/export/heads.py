@@ -10,6 +10,8 @@ import copy
 
 import torch
 
+from ..ensemble_heads import head_linear_name
+
 
 def fold_reward_head(model, weights: list[float]):
     """Return a copy of `model` with one output: `sum_a weights[a] * output_a`.
@@ -21,9 +23,7 @@ def fold_reward_head(model, weights: list[float]):
     num_labels = model.config.num_labels
     if len(weights) != num_labels:
         raise ValueError(f"{len(weights)} weights for {num_labels} outputs")
-    name = _last_head_linear(model, num_labels)
-    if name is None:
-        raise ValueError("no linear layer with num_labels outputs found in the reward head")
+    name = head_linear_name(model, num_labels)  # ValueError when the head has no such layer
     folded = copy.deepcopy(model)
     parent_name, _, attr = name.rpartition(".")
     parent = folded.get_submodule(parent_name) if parent_name else folded
@@ -44,19 +44,14 @@ def fold_reward_head(model, weights: list[float]):
     return folded
 
 
-def _last_head_linear(model, out_features: int) -> str | None:
-    name = None
-    for module_name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and module.out_features == out_features:
-            name = module_name
-    return name
-
-
 def bake_normalization(model, mean: float, std: float):
     """Return a copy of a one-output model whose head gives `(reward - mean) / std`, or `None` when the head's
     last layer has no bias (decoder `score` heads): then the statistics are stored and applied by rm-trl."""
-    name = _last_head_linear(model, 1)
-    if name is None or model.get_submodule(name).bias is None:
+    try:
+        name = head_linear_name(model, 1)
+    except ValueError:
+        return None
+    if model.get_submodule(name).bias is None:
         return None
     baked = copy.deepcopy(model)
     layer = baked.get_submodule(name)
