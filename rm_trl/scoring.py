@@ -324,15 +324,20 @@ class RewardScorer:
         """Validate, tokenize and score `dataset`; rows that cannot be scored raise (or are counted if skipped)."""
         return self.score_prepared(self.prepare(dataset, kind, **parse_options), progress=progress)
 
-    def score_texts_uncertainty(self, prompts: list[str], responses: list[str]) -> np.ndarray:
-        """An ensemble's `[N, 3]` (mean, std, conservative) per `(prompt, response)` (NaN rows: not scorable)."""
+    def _text_outputs(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        """Every head output `[N, num_labels]` of `(prompt, response)` pairs given as plain text (empty responses
+        raise; NaN rows: not scorable)."""
         data = Dataset.from_dict({"prompt": list(prompts), "response": list(responses)})
         scored = self.score(data, kind="rated")
-        out = np.full((len(prompts), 3), np.nan)
+        out = np.full((len(prompts), self.model.config.num_labels), np.nan)
         for row, outputs in zip(scored.rows, scored.response_outputs()):
-            stats = self.uncertainty(outputs[0])
-            out[row] = [stats["mean"], stats["std"], stats["conservative"]]
+            out[row] = outputs[0]
         return out
+
+    def score_texts_uncertainty(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        """An ensemble's `[N, 3]` (mean, std, conservative) per `(prompt, response)` (NaN rows: not scorable)."""
+        stats = self.uncertainty(self._text_outputs(prompts, responses))
+        return np.stack([stats["mean"], stats["std"], stats["conservative"]], axis=1)
 
     def score_texts(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         """Rewards of `(prompt, response)` pairs given as plain text (empty responses raise). A process reward model
@@ -340,9 +345,4 @@ class RewardScorer:
         if self.steps:
             step_logits = self.score_step_lists(list(prompts), [self.split_steps(r) for r in responses])
             return np.array([np.nan if s is None else self.aggregate(s) for s in step_logits])
-        data = Dataset.from_dict({"prompt": list(prompts), "response": list(responses)})
-        scored = self.score(data, kind="rated")
-        out = np.full(len(prompts), np.nan)
-        for row, reward in zip(scored.rows, scored.scalar_rewards()):
-            out[row] = reward[0]
-        return out
+        return self._text_outputs(prompts, responses)[:, 0]
