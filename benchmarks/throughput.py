@@ -30,7 +30,7 @@ BACKBONES = ("minilm", "llama")
 # rm-trl settings measured by --ablation, to see what each technique contributes.
 VARIANTS = {
     "default": {},
-    "no_packing": {"packing": False},
+    "no_packing": {"packing": False},  # decoders: prompt once; encoders: padding-free rows (#19)
     "no_grouping": {"train_sampling_strategy": "random"},
     "plain": {"packing": False, "train_sampling_strategy": "random"},
     "pack_rows_1024": {"pack_rows_tokens": 1024},
@@ -376,8 +376,8 @@ def main() -> None:
                 )
         if args.ablation:
             for variant in args.variants.split(","):
-                if variant == "default" or (backbone == "minilm" and variant not in ("no_grouping", "ensemble_4")):
-                    continue  # encoders never pack
+                if variant == "default" or (backbone == "minilm" and variant == "pack_rows_1024"):
+                    continue  # encoders are always padding-free with packing: no row budget
                 result = run_worker("rm-trl", backbone, args, variant)
                 results.append(result)
                 print(

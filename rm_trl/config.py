@@ -109,10 +109,13 @@ class RewardConfig(TrainingArguments):
 
         packing (`bool`, defaults to `True`):
             For decoders, encode each prompt once for all its responses: one packed sequence per row, with an
-            attention mask that keeps responses apart (rewards equal separate forwards). Encoders, and attention
-            implementations that cannot take a custom 4D mask, fall back to plain padded batches (logged).
+            attention mask that keeps responses apart (rewards equal separate forwards). For encoders (BERT,
+            RoBERTa, XLM-R, CamemBERT, ELECTRA), padding-free batches: all sequences of a batch in one row, each
+            attending to itself only, the head read at each [CLS] (`rm_trl.encoder_packing`). Other models, and
+            attention implementations that cannot take a custom 4D mask, fall back to plain padded batches (logged).
         pack_rows_tokens (`int` or `None`, defaults to `None`):
-            With `packing`, also pack several rows into one sequence of up to this many tokens (padding-free).
+            Decoders, with `packing`: also pack several rows into one sequence of up to this many tokens
+            (padding-free). Encoders are always padding-free with `packing`.
         batch_tokens (`int` or `None`, defaults to `None`):
             Token-budget batches instead of a fixed number of rows: each training batch holds as many rows of
             similar length as fit in this many padded tokens (`per_device_train_batch_size` is then ignored).
@@ -208,7 +211,7 @@ class RewardConfig(TrainingArguments):
     export_merged: bool = field(
         default=True, metadata={"help": "With LoRA, also save the merged model as the main export."}
     )
-    packing: bool = field(default=True, metadata={"help": "Decoders: encode each prompt once for its responses."})
+    packing: bool = field(default=True, metadata={"help": "Decoders: each prompt once; encoders: padding-free rows."})
     pack_rows_tokens: int | None = field(
         default=None, metadata={"help": "Also pack several rows per sequence, up to this many tokens."}
     )

@@ -19,6 +19,13 @@ import torch
 
 from .data.collators import RewardDataCollator, reward_offsets, row_fields
 from .data.pipeline import PROMPT_IDS, RESPONSE_IDS
+from .encoder_packing import (
+    SegmentPackedCollator,
+    position_offset,
+    segment_packing_support,
+    unwrapped,
+    use_segment_attention,
+)
 from .reward_reading import has_token_head
 
 logger = logging.getLogger(__name__)
@@ -26,7 +33,7 @@ PACKABLE_ATTENTION = ("eager", "sdpa")
 
 
 def attention_implementation(model) -> str:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrapped(model)
     return getattr(base.config, "_attn_implementation", None) or "eager"
 
 
@@ -34,8 +41,7 @@ def packing_support(model) -> tuple[bool, str]:
     """Whether `model` can take packed rows: a decoder whose head scores every token before pooling (the
     `*ForSequenceClassification` of Llama, Qwen2, Mistral, Gemma, ...) with an attention implementation that
     accepts a custom 4D mask."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base = getattr(base, "module", base)
+    base = unwrapped(model)
     if not has_token_head(base):
         return False, f"{type(base).__name__} is not a decoder with a per-token `score` head (encoders pool [CLS])"
     attention = attention_implementation(base)
@@ -185,8 +191,16 @@ class TokenBudgetBatchSampler(torch.utils.data.Sampler):
 
 
 def default_collator(model, tokenizer, args, target_names: tuple[str, ...]):
-    """Packed sequences for decoders that support them, plain padded batches otherwise (said in the log)."""
-    if args.packing:
+    """Packed sequences for decoders that support them, padding-free rows for the encoders that do (switching the
+    model to per-sequence attention), plain padded batches otherwise (said in the log)."""
+    if args.packing and not has_token_head(unwrapped(model)):
+        supported, reason = segment_packing_support(model)
+        if supported:
+            logger.info("Packing: padding-free encoder batches, attention within each sequence")
+            use_segment_attention(model)
+            return SegmentPackedCollator(target_names=target_names, position_offset=position_offset(model))
+        logger.warning("Packing off, plain padded batches: %s", reason)
+    elif args.packing:
         supported, reason = packing_support(model)
         if supported:
             attention = attention_implementation(model)

@@ -10,18 +10,20 @@ order, then position order. A reader returns `[len(reward_index), num_labels]` f
   gradient synchronisation are untouched) and read at `reward_index`. For an outcome reward this is exactly the
   token the standard head pools (the last non-pad token), so training equals a plain forward of the export.
 - `PooledRewardReader` (encoders: the head scores the pooled [CLS] state): one reward per sequence, so each
-  sequence must have exactly one position, at its end; anything else (step rewards) is refused.
+  sequence must have exactly one position, at its end; anything else (step rewards) is refused. Padding-free encoder
+  rows (`rm_trl.encoder_packing`) are read at each sequence's first token.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .encoder_packing import read_first_tokens, unwrapped
+
 
 def has_token_head(model) -> bool:
     """Whether the model's head scores every token (`score` of the `*ForSequenceClassification` decoders)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base = getattr(base, "module", base)
+    base = unwrapped(model)
     return hasattr(base, "score") and not getattr(base.config, "is_encoder_decoder", False)
 
 
@@ -29,8 +31,7 @@ class TokenRewardCapture:
     """Per-token head output, read at `reward_index` (see the module docstring)."""
 
     def __init__(self, model):
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        self.head = base.score
+        self.head = unwrapped(model).score
 
     def __call__(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         if "position_ids" not in inputs and one_reward_at_each_end(inputs):
@@ -72,6 +73,8 @@ class PooledRewardReader:
     """The model's own pooled logits, one reward per sequence (encoders)."""
 
     def __call__(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if "segment_starts" in inputs:
+            return read_first_tokens(model, inputs)
         if "position_ids" in inputs:
             raise ValueError("packed batches need a model whose head scores every token (a decoder)")
         if not one_reward_at_each_end(inputs):

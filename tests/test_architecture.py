@@ -18,7 +18,8 @@ LAYERS: list[set[str]] = [
     {"metrics", "losses", "ensemble"},  # pure functions: no rm_trl imports
     {"data"},  # readers, formats, validation, tokenization, collation
     {"errors"},  # user-facing error types (some wrap the data layer's)
-    {"modeling", "model_args", "ensemble_heads", "reward_reading", "packing", "checkpoints"},  # the model, its rewards
+    # the model, its rewards
+    {"modeling", "model_args", "ensemble_heads", "reward_reading", "packing", "encoder_packing", "checkpoints"},
     {"config", "config_stepwise", "config_robust"},  # training settings
     {"scored_data", "scoring", "ensemble_members"},  # RewardScorer: the one scoring path (and deep ensembles of it)
     {"export"},  # metadata, consumers, card, exporters, Hub upload

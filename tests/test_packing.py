@@ -5,10 +5,11 @@ import logging
 import pytest
 import torch
 from datasets import Dataset
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, LlamaConfig, Qwen2Config
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DebertaV2Config, LlamaConfig, Qwen2Config
 
 from rm_trl import PairwiseRewardConfig, PairwiseRewardTrainer
 from rm_trl.data.collators import RewardDataCollator
+from rm_trl.encoder_packing import SegmentPackedCollator
 from rm_trl.modeling import setup_pad_token
 from rm_trl.packing import PackedRewardDataCollator, packing_support, plan_rows
 from rm_trl.reward_reading import TokenRewardCapture
@@ -117,11 +118,19 @@ def test_trainer_packs_decoders_and_falls_back_for_encoders(tiny_llama, minilm_p
     logged = [e for e in trainer.state.log_history if "padding_fraction" in e]
     assert logged and all(0 <= e["padding_fraction"] < 1 for e in logged)
 
-    with caplog.at_level(logging.WARNING):
-        encoder = PairwiseRewardTrainer(model=minilm_path, args=args, train_dataset=data)
-    assert isinstance(encoder.data_collator, RewardDataCollator)
-    assert "Packing off" in caplog.text and "pool [CLS]" in caplog.text
+    encoder = PairwiseRewardTrainer(model=minilm_path, args=args, train_dataset=data)
+    assert isinstance(encoder.data_collator, SegmentPackedCollator)  # encoders: padding-free rows instead
     assert not packing_support(AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=1))[0]
+    deberta = DebertaV2Config(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, num_labels=1)
+    with caplog.at_level(logging.WARNING):
+        unlisted = PairwiseRewardTrainer(
+            model=AutoModelForSequenceClassification.from_config(deberta),
+            args=args,
+            processing_class=AutoTokenizer.from_pretrained(minilm_path),
+            train_dataset=data,
+        )
+    assert type(unlisted.data_collator) is RewardDataCollator
+    assert "Packing off" in caplog.text and "deberta-v2" in caplog.text
 
 
 def test_packed_training_equals_unpacked_training(tiny_llama, tmp_path):

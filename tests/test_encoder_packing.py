@@ -1,0 +1,183 @@
+"""Padding-free encoder rows (`rm_trl.encoder_packing`) give the rewards and gradients of separate forwards."""
+
+import json
+import random
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    CamembertConfig,
+    ElectraConfig,
+    RobertaConfig,
+    XLMRobertaConfig,
+)
+
+from rm_trl import PairwiseRewardConfig, PairwiseRewardTrainer
+from rm_trl.data.collators import RewardDataCollator
+from rm_trl.encoder_packing import (
+    FIRST_TOKEN_READERS,
+    SEGMENT_ATTENTION,
+    SegmentPackedCollator,
+    position_offset,
+    read_first_tokens,
+    segment_packing_support,
+    use_segment_attention,
+)
+from rm_trl.reward_reading import PooledRewardReader
+
+from .conftest import learnable_pairs
+
+CONFIGS = {
+    "bert": BertConfig,
+    "electra": ElectraConfig,
+    "roberta": RobertaConfig,
+    "xlm-roberta": XLMRobertaConfig,
+    "camembert": CamembertConfig,
+}
+SHAPE = dict(
+    vocab_size=120,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=80,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
+
+
+def tiny_encoder(model_type, num_labels=1):
+    torch.manual_seed(0)
+    config = CONFIGS[model_type](**SHAPE, pad_token_id=1, num_labels=num_labels)
+    if model_type == "electra":
+        config.embedding_size = 32
+    return AutoModelForSequenceClassification.from_config(config)
+
+
+def random_rows(n=5, seed=0):
+    """Rows of 2-4 responses; token ids avoid the pad id (RoBERTa derives positions from it in a plain forward)."""
+    rng = random.Random(seed)
+    tokens = lambda k: [rng.randrange(5, 120) for _ in range(k)]  # noqa: E731
+    return [
+        {
+            "row": i,
+            "prompt_ids": [2, *tokens(rng.randint(1, 20))],
+            "response_ids": [tokens(rng.randint(1, 12)) + [3] for _ in range(rng.randint(2, 4))],
+        }
+        for i in range(n)
+    ]
+
+
+def separate_rewards(model, rows):
+    return torch.cat(
+        [model(input_ids=torch.tensor([r["prompt_ids"] + resp])).logits for r in rows for resp in r["response_ids"]]
+    )
+
+
+def test_every_listed_encoder_has_a_test():
+    assert set(CONFIGS) == set(FIRST_TOKEN_READERS)
+
+
+@pytest.mark.parametrize("model_type", sorted(CONFIGS))
+@pytest.mark.parametrize("num_labels", [1, 3])
+def test_padding_free_rewards_and_gradients_match_separate_forwards(model_type, num_labels):
+    rows = random_rows()
+    reference = tiny_encoder(model_type, num_labels)
+    packed = tiny_encoder(model_type, num_labels)
+    assert segment_packing_support(packed) == (True, "ok")
+    use_segment_attention(packed)
+    batch = SegmentPackedCollator(position_offset=position_offset(packed))(rows)
+    expected = separate_rewards(reference, rows)
+    got = PooledRewardReader()(packed, batch)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+    weights = torch.randn(expected.shape, generator=torch.Generator().manual_seed(1))
+    (expected * weights).sum().backward()
+    (got * weights).sum().backward()
+    reference_grads = dict(reference.named_parameters())
+    for name, parameter in packed.named_parameters():
+        if parameter.grad is not None or reference_grads[name].grad is not None:
+            torch.testing.assert_close(parameter.grad, reference_grads[name].grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_padded_batches_still_work_on_a_switched_model():
+    """The switched attention only changes padding-free rows: padded batches (scoring, a user's collator) are sdpa."""
+    rows = random_rows(seed=2)
+    model = tiny_encoder("bert")
+    expected = separate_rewards(model, rows)
+    use_segment_attention(model)
+    padded = RewardDataCollator(pad_token_id=0)(rows)
+    torch.testing.assert_close(PooledRewardReader()(model, padded), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_unswitched_model_refuses_a_padding_free_row():
+    """Without per-sequence attention the sequences of the row would silently attend to each other."""
+    model = tiny_encoder("bert")
+    batch = SegmentPackedCollator()(random_rows())
+    with pytest.raises(ValueError, match="per-sequence attention"):
+        read_first_tokens(model, batch)
+
+
+def test_collator_layout():
+    rows = [{"row": 0, "prompt_ids": [2, 7, 8], "response_ids": [[9, 3], [10, 11, 3]]}]
+    batch = SegmentPackedCollator(position_offset=2)(rows)
+    assert batch["input_ids"].tolist() == [[2, 7, 8, 9, 3, 2, 7, 8, 10, 11, 3]]
+    assert batch["position_ids"].tolist() == [[2, 3, 4, 5, 6, 2, 3, 4, 5, 6, 7]]
+    assert batch["cu_seq_lens_q"].tolist() == [0, 5, 11]
+    assert batch["segment_starts"].tolist() == [0, 5]
+    assert batch["reward_index"].tolist() == [4, 10]
+    assert batch["token_counts"].tolist() == [11, 11]
+    assert batch["group_sizes"].tolist() == [2]
+
+
+def test_collator_refuses_step_rewards():
+    rows = [{"row": 0, "prompt_ids": [2, 7], "response_ids": [[9, 4, 3]], "reward_positions": [[1, 2]]}]
+    with pytest.raises(ValueError, match=r"\(step rewards\) need a decoder"):
+        SegmentPackedCollator()(rows)
+
+
+def test_lora_model_matches_separate_forwards():
+    from peft import LoraConfig, get_peft_model
+
+    rows = random_rows(seed=3)
+    model = get_peft_model(tiny_encoder("roberta"), LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query"]))
+    expected = separate_rewards(model, rows)
+    use_segment_attention(model)
+    batch = SegmentPackedCollator(position_offset=position_offset(model))(rows)
+    torch.testing.assert_close(PooledRewardReader()(model, batch), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_minilm_trains_padding_free_and_evaluates_like_padded_batches(minilm_path, tmp_path):
+    """The real MiniLM: the trainer picks padding-free rows, logs no padding, evaluates exactly as padded batches,
+    and the export carries no trace of the training-time attention."""
+    data = Dataset.from_list(learnable_pairs(24))
+    args = dict(
+        max_steps=2,
+        per_device_train_batch_size=8,
+        max_length=64,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        logging_steps=1,
+        use_cpu=True,
+    )
+    metrics = {}
+    for packing in (True, False):
+        config = PairwiseRewardConfig(output_dir=str(tmp_path / str(packing)), packing=packing, **args)
+        trainer = PairwiseRewardTrainer(model=minilm_path, args=config, train_dataset=data, eval_dataset=data)
+        assert isinstance(trainer.data_collator, SegmentPackedCollator) == packing
+        metrics[packing] = trainer.evaluate()
+        if packing:
+            trainer.train()
+            assert [e["padding_fraction"] for e in trainer.state.log_history if "padding_fraction" in e] == [0, 0]
+            trainer.save_model(str(tmp_path / "export"))
+    assert metrics[True]["eval_loss"] == pytest.approx(metrics[False]["eval_loss"], abs=1e-5)
+    assert metrics[True]["eval_accuracy"] == metrics[False]["eval_accuracy"]
+    assert SEGMENT_ATTENTION not in json.dumps(json.load(open(tmp_path / "export" / "config.json")))
+    reloaded = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "export"))
+    assert reloaded.config._attn_implementation == "sdpa"
+    assert AutoTokenizer.from_pretrained(str(tmp_path / "export")) is not None
