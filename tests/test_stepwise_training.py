@@ -19,6 +19,7 @@ from rm_trl.data.collators import RewardDataCollator
 from rm_trl.data.formats import STEPWISE_SCHEMA
 from rm_trl.data.pipeline import PROMPT_IDS, RESPONSE_IDS, REWARD_POSITIONS
 from rm_trl.data.steps import group_solutions_by_prompt
+from rm_trl.encoder_packing import SegmentPackedCollator
 from rm_trl.modeling import setup_pad_token
 from rm_trl.packing import PackedRewardDataCollator
 from rm_trl.reward_reading import TokenRewardCapture
@@ -210,7 +211,7 @@ def test_minilm_reads_steps_as_prefixes(minilm_path, tmp_path):
         train_dataset=Dataset.from_list(data),
         eval_dataset=Dataset.from_list(learnable_steps(6, seed=5)),
     )
-    assert trainer.steps_as_prefixes and isinstance(trainer.data_collator, RewardDataCollator)
+    assert trainer.steps_as_prefixes and isinstance(trainer.data_collator, SegmentPackedCollator)  # padding-free
     assert len(trainer.train_dataset) == 8  # encoders: no merging; a row is one solution, a response one prefix
     assert [len(r) for r in trainer.train_dataset[RESPONSE_IDS]] == [len(r["completions"]) for r in data]
     trainer.train()
