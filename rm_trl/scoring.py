@@ -31,6 +31,7 @@ from .data.pipeline import (
     prepare_dataset,
     prepare_for_scoring,
 )
+from .encoder_packing import SegmentPackedCollator, position_offset, segment_packing_support, use_segment_attention
 from .ensemble_heads import attach_ensemble_heads
 from .errors import ConfigError
 from .metrics.calibration import preference_probabilities
@@ -84,7 +85,9 @@ class RewardScorer:
             way and at any batch size (`tests/test_benchmarks.py`), unlike scorers that let padding move positions.
         prompt_once: decoders that support packing (`rm_trl.packing`) score the responses of a row (a pair, a list,
             or plain-text responses that share a prompt) in one sequence, the prompt encoded once and each response
-            attending to it and itself: the same rewards (1e-5) for less compute. Encoders, and `False`, pad each
+            attending to it and itself: the same rewards (1e-5) for less compute. Listed encoders
+            (`rm_trl.encoder_packing`) score each batch as one padding-free row, attention within each sequence
+            (the model is switched to that attention; padded batches still read as with sdpa). `False` pads each
             (prompt, response) as its own sequence.
 
     `temperature` is the export's calibrated preference temperature (`rm_trl.calibration`, `docs/calibration.md`)
@@ -138,6 +141,9 @@ class RewardScorer:
             self.packed_collator = PackedRewardDataCollator(
                 pad_token_id=tokenizer.pad_token_id, boolean_mask=attention_implementation(self.model) == "sdpa"
             )
+        if prompt_once and padding_side == "right" and segment_packing_support(self.model)[0]:
+            use_segment_attention(self.model)  # encoders: padding-free batches, attention within each sequence
+            self.collator = SegmentPackedCollator(position_offset=position_offset(self.model))
         if padding_side not in ("right", "left"):
             raise ConfigError(f"padding_side={padding_side!r}; choose right or left")
         if padding_side == "left" and not has_token_head(self.model):

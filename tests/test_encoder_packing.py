@@ -1,8 +1,10 @@
 """Padding-free encoder rows (`rm_trl.encoder_packing`) give the rewards and gradients of separate forwards."""
 
+import copy
 import json
 import random
 
+import numpy as np
 import pytest
 import torch
 from datasets import Dataset
@@ -28,6 +30,7 @@ from rm_trl.encoder_packing import (
     use_segment_attention,
 )
 from rm_trl.reward_reading import PooledRewardReader
+from rm_trl.scoring import RewardScorer
 
 from .conftest import learnable_pairs
 
@@ -181,3 +184,22 @@ def test_minilm_trains_padding_free_and_evaluates_like_padded_batches(minilm_pat
     reloaded = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "export"))
     assert reloaded.config._attn_implementation == "sdpa"
     assert AutoTokenizer.from_pretrained(str(tmp_path / "export")) is not None
+
+
+def test_scorer_reads_encoders_padding_free_with_the_rewards_of_padded_batches(minilm_path):
+    """`RewardScorer` on an encoder: one padding-free row per batch, the same rewards as padded batches and as a
+    plain transformers forward of each text."""
+    rows = learnable_pairs(6, seed=7)
+    data = Dataset.from_list(rows)
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=1)  # a fresh random head
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
+    reference = copy.deepcopy(model)
+    fast = RewardScorer(model, tokenizer)
+    assert isinstance(fast.collator, SegmentPackedCollator)
+    padded = RewardScorer(reference, tokenizer, prompt_once=False)
+    assert isinstance(padded.collator, RewardDataCollator)
+    got, expected = fast.score(data).scalar_rewards(), padded.score(data).scalar_rewards()
+    np.testing.assert_allclose(np.stack(got), np.stack(expected), atol=1e-5)
+    with torch.no_grad():
+        plain = [reference(**tokenizer(r["prompt"] + r["chosen"], return_tensors="pt")).logits.item() for r in rows]
+    np.testing.assert_allclose([g[0] for g in got], plain, atol=1e-5)
