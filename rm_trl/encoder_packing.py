@@ -46,9 +46,12 @@ def segment_attention(module, query, key, value, attention_mask, dropout: float 
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
-    if query.shape[0] != 1 or attention_mask is not None:
-        raise ValueError("a padding-free batch is one row without an attention mask")
     bounds = bounds.tolist()
+    if query.shape[0] != 1 or attention_mask is not None or bounds[0] != 0 or bounds[-1] != query.shape[2]:
+        raise ValueError(
+            "a padding-free batch is one row without an attention mask whose sequence bounds cover it exactly "
+            "(nn.DataParallel splits them apart: use DDP, `accelerate launch` / torchrun)"
+        )
     pieces = [
         F.scaled_dot_product_attention(
             query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], dropout_p=dropout, scale=scaling
@@ -85,6 +88,9 @@ def segment_packing_support(model) -> tuple[bool, str]:
         )
     if getattr(base.config, "is_decoder", False) or getattr(base.config, "is_encoder_decoder", False):
         return False, f"{model_type!r} is configured as a decoder"
+    attention = base.config._attn_implementation
+    if attention not in ("sdpa", SEGMENT_ATTENTION):
+        return False, f"attention implementation {attention!r} was chosen (padding-free rows replace sdpa only)"
     if first_token_module(base) is None:
         return (
             False,
@@ -104,16 +110,21 @@ def first_token_module(model) -> torch.nn.Module | None:
 
 
 def use_segment_attention(model) -> None:
-    """Switch `model` to `SEGMENT_ATTENTION`: padding-free rows attend per sequence, other batches as with sdpa.
-    The implementation is not saved with the model (transformers does not serialise it)."""
+    """Switch `model` (sdpa) to `SEGMENT_ATTENTION`: padding-free rows attend per sequence, other batches exactly as
+    with sdpa. The switch stays (a backward that recomputes activations, under gradient checkpointing, needs it after
+    the forward); transformers does not save it with the model, which reloads as sdpa."""
     register_segment_attention()
     unwrapped(model).set_attn_implementation(SEGMENT_ATTENTION)
 
 
-def position_offset(model) -> int:
-    """Where position ids start: 0, or after the padding index for RoBERTa-style embeddings."""
+def position_padding_index(model) -> int | None:
+    """RoBERTa-style embeddings number positions after their padding index, skipping tokens equal to it (the index
+    the embeddings were built with: a pad token set later changes the config, not the embeddings); None for
+    positions counted from 0."""
     base = unwrapped(model)
-    return base.config.pad_token_id + 1 if FIRST_TOKEN_READERS[base.config.model_type][1] else 0
+    if not FIRST_TOKEN_READERS[base.config.model_type][1]:
+        return None
+    return int(base.base_model.embeddings.padding_idx)
 
 
 @dataclass
@@ -127,7 +138,7 @@ class SegmentPackedCollator:
     """
 
     target_names: tuple[str, ...] = ()
-    position_offset: int = 0
+    padding_index: int | None = None  # RoBERTa-style positions (`position_padding_index`); None: 0, 1, 2, ...
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         for ex in examples:
@@ -137,14 +148,24 @@ class SegmentPackedCollator:
                     "(step rewards) need a decoder whose head scores every token"
                 )
         sequences = [ex[PROMPT_IDS] + response for ex in examples for response in ex[RESPONSE_IDS]]
+        if not all(sequences):
+            raise ValueError("an empty sequence (no prompt and no response tokens) has no first token to read")
         lengths = torch.tensor([len(s) for s in sequences], dtype=torch.int32)
         bounds = torch.zeros(len(sequences) + 1, dtype=torch.int32)
         bounds[1:] = lengths.cumsum(0)
         starts = bounds[:-1].long()
         total = int(bounds[-1])
-        positions = torch.arange(total) - torch.repeat_interleave(starts, lengths.long()) + self.position_offset
+        input_ids = torch.tensor([t for s in sequences for t in s], dtype=torch.long)
+        segment_of = torch.repeat_interleave(torch.arange(len(sequences)), lengths.long())
+        if self.padding_index is None:
+            positions = torch.arange(total) - starts[segment_of]
+        else:  # RoBERTa: count the non-pad tokens of each sequence, after the padding index; pad tokens get it
+            real = input_ids.ne(self.padding_index).long()
+            counted = real.cumsum(0)
+            before = torch.cat([torch.zeros(1, dtype=torch.long), counted])[starts][segment_of]
+            positions = (counted - before) * real + self.padding_index
         return {
-            "input_ids": torch.tensor([t for s in sequences for t in s], dtype=torch.long)[None],
+            "input_ids": input_ids[None],
             "position_ids": positions[None],
             "cu_seq_lens_q": bounds,
             "cu_seq_lens_k": bounds,

@@ -21,7 +21,7 @@ from .data.collators import RewardDataCollator, reward_offsets, row_fields
 from .data.pipeline import PROMPT_IDS, RESPONSE_IDS
 from .encoder_packing import (
     SegmentPackedCollator,
-    position_offset,
+    position_padding_index,
     segment_packing_support,
     unwrapped,
     use_segment_attention,
@@ -193,12 +193,14 @@ class TokenBudgetBatchSampler(torch.utils.data.Sampler):
 def default_collator(model, tokenizer, args, target_names: tuple[str, ...]):
     """Packed sequences for decoders that support them, padding-free rows for the encoders that do (switching the
     model to per-sequence attention), plain padded batches otherwise (said in the log)."""
-    if args.packing and not has_token_head(unwrapped(model)):
+    if args.packing and getattr(args, "n_gpu", 1) > 1:  # the Trainer's nn.DataParallel splits rows, not sequences
+        logger.warning("Packing off, plain padded batches: nn.DataParallel (several GPUs, one process); use DDP")
+    elif args.packing and not has_token_head(unwrapped(model)):
         supported, reason = segment_packing_support(model)
         if supported:
-            logger.info("Packing: padding-free encoder batches, attention within each sequence")
+            logger.info("Packing: padding-free encoder batches; the model's sdpa attention now runs per sequence")
             use_segment_attention(model)
-            return SegmentPackedCollator(target_names=target_names, position_offset=position_offset(model))
+            return SegmentPackedCollator(target_names=target_names, padding_index=position_padding_index(model))
         logger.warning("Packing off, plain padded batches: %s", reason)
     elif args.packing:
         supported, reason = packing_support(model)

@@ -31,7 +31,12 @@ from .data.pipeline import (
     prepare_dataset,
     prepare_for_scoring,
 )
-from .encoder_packing import SegmentPackedCollator, position_offset, segment_packing_support, use_segment_attention
+from .encoder_packing import (
+    SegmentPackedCollator,
+    position_padding_index,
+    segment_packing_support,
+    use_segment_attention,
+)
 from .ensemble_heads import attach_ensemble_heads
 from .errors import ConfigError
 from .metrics.calibration import preference_probabilities
@@ -143,7 +148,7 @@ class RewardScorer:
             )
         if prompt_once and padding_side == "right" and segment_packing_support(self.model)[0]:
             use_segment_attention(self.model)  # encoders: padding-free batches, attention within each sequence
-            self.collator = SegmentPackedCollator(position_offset=position_offset(self.model))
+            self.collator = SegmentPackedCollator(padding_index=position_padding_index(self.model))
         if padding_side not in ("right", "left"):
             raise ConfigError(f"padding_side={padding_side!r}; choose right or left")
         if padding_side == "left" and not has_token_head(self.model):

@@ -24,7 +24,7 @@ from rm_trl.encoder_packing import (
     FIRST_TOKEN_READERS,
     SEGMENT_ATTENTION,
     SegmentPackedCollator,
-    position_offset,
+    position_padding_index,
     read_first_tokens,
     segment_packing_support,
     use_segment_attention,
@@ -93,7 +93,7 @@ def test_padding_free_rewards_and_gradients_match_separate_forwards(model_type, 
     packed = tiny_encoder(model_type, num_labels)
     assert segment_packing_support(packed) == (True, "ok")
     use_segment_attention(packed)
-    batch = SegmentPackedCollator(position_offset=position_offset(packed))(rows)
+    batch = SegmentPackedCollator(padding_index=position_padding_index(packed))(rows)
     expected = separate_rewards(reference, rows)
     got = PooledRewardReader()(packed, batch)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
@@ -127,9 +127,11 @@ def test_unswitched_model_refuses_a_padding_free_row():
 
 def test_collator_layout():
     rows = [{"row": 0, "prompt_ids": [2, 7, 8], "response_ids": [[9, 3], [10, 11, 3]]}]
-    batch = SegmentPackedCollator(position_offset=2)(rows)
+    batch = SegmentPackedCollator()(rows)
     assert batch["input_ids"].tolist() == [[2, 7, 8, 9, 3, 2, 7, 8, 10, 11, 3]]
-    assert batch["position_ids"].tolist() == [[2, 3, 4, 5, 6, 2, 3, 4, 5, 6, 7]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5]]
+    roberta = SegmentPackedCollator(padding_index=1)(rows)  # positions after the padding index, as RoBERTa counts
+    assert roberta["position_ids"].tolist() == [[2, 3, 4, 5, 6, 2, 3, 4, 5, 6, 7]]
     assert batch["cu_seq_lens_q"].tolist() == [0, 5, 11]
     assert batch["segment_starts"].tolist() == [0, 5]
     assert batch["reward_index"].tolist() == [4, 10]
@@ -150,7 +152,7 @@ def test_lora_model_matches_separate_forwards():
     model = get_peft_model(tiny_encoder("roberta"), LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query"]))
     expected = separate_rewards(model, rows)
     use_segment_attention(model)
-    batch = SegmentPackedCollator(position_offset=position_offset(model))(rows)
+    batch = SegmentPackedCollator(padding_index=position_padding_index(model))(rows)
     torch.testing.assert_close(PooledRewardReader()(model, batch), expected, atol=1e-5, rtol=1e-5)
 
 
@@ -203,3 +205,64 @@ def test_scorer_reads_encoders_padding_free_with_the_rewards_of_padded_batches(m
     with torch.no_grad():
         plain = [reference(**tokenizer(r["prompt"] + r["chosen"], return_tensors="pt")).logits.item() for r in rows]
     np.testing.assert_allclose([g[0] for g in got], plain, atol=1e-5)
+
+
+def test_collator_refuses_an_empty_sequence():
+    with pytest.raises(ValueError, match="empty sequence"):
+        SegmentPackedCollator()(
+            [{"row": 0, "prompt_ids": [], "response_ids": [[], [5]], "reward_positions": [[-1], [0]]}]
+        )
+
+
+@pytest.mark.parametrize("model_type", ["roberta", "xlm-roberta", "camembert"])
+def test_roberta_positions_skip_pad_tokens_inside_a_sequence_as_a_plain_forward_does(model_type):
+    """A literal pad token in the text: RoBERTa gives it the padding position and counts the others without it."""
+    rows = random_rows(seed=4)
+    rows[1]["prompt_ids"][2] = 1  # the pad id, inside the prompt
+    rows[2]["response_ids"][0][0] = 1
+    reference, packed = tiny_encoder(model_type), tiny_encoder(model_type)
+    use_segment_attention(packed)
+    batch = SegmentPackedCollator(padding_index=position_padding_index(packed))(rows)
+    torch.testing.assert_close(
+        PooledRewardReader()(packed, batch), separate_rewards(reference, rows), atol=1e-5, rtol=0
+    )
+
+
+def test_positions_follow_the_embeddings_padding_index_not_a_later_pad_token():
+    """A pad token set after the model was built changes `config.pad_token_id`, not the embeddings' index."""
+    model = tiny_encoder("roberta")
+    model.config.pad_token_id = 100
+    assert position_padding_index(model) == 1
+
+
+def test_a_chosen_attention_implementation_is_respected():
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(
+        BertConfig(**SHAPE, num_labels=1), attn_implementation="eager"
+    )
+    supported, reason = segment_packing_support(model)
+    assert not supported and "'eager' was chosen" in reason
+
+
+def test_bounds_that_do_not_cover_the_row_are_refused():
+    """nn.DataParallel would hand one replica the whole row with half the bounds: an error, not mixed sequences."""
+    model = tiny_encoder("bert")
+    use_segment_attention(model)
+    batch = SegmentPackedCollator()(random_rows())
+    batch["cu_seq_lens_q"] = batch["cu_seq_lens_k"] = batch["cu_seq_lens_q"][:3]
+    with pytest.raises(ValueError, match="DataParallel"):
+        read_first_tokens(model, batch)
+
+
+def test_several_gpus_in_one_process_fall_back_to_padded_batches(caplog):
+    """The Trainer wraps the model in nn.DataParallel when one process sees several GPUs: it would split a packed
+    row's bounds from its tokens, so packing is off, and the log says why."""
+    from types import SimpleNamespace
+
+    from rm_trl.packing import default_collator
+
+    args = SimpleNamespace(packing=True, n_gpu=2, pad_to_multiple_of=None, pack_rows_tokens=None)
+    tokenizer = SimpleNamespace(pad_token_id=0)
+    with caplog.at_level("WARNING"):
+        collator = default_collator(tiny_encoder("bert"), tokenizer, args, ())
+    assert type(collator) is RewardDataCollator and "DataParallel" in caplog.text
