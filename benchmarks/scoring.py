@@ -2,6 +2,7 @@
 
     python benchmarks/scoring.py                          # Llama-style decoder, G = 2, 4, 8, 16, 3 rounds
     python benchmarks/scoring.py --smollm2 --groups 8     # also SmolLM2-135M with its real weights
+    python benchmarks/scoring.py --minilm --no_llama      # an encoder: padding-free rows against padded batches
 
 GRPO scores G completions of every prompt at every step. Engines, timed alternately in one process on the same
 batches (P prompts x G completions, scored as one call, as GRPO does):
@@ -12,6 +13,11 @@ batches (P prompts x G completions, scored as one call, as GRPO does):
   every prompt + completion as its own row, one batch);
 - `transformers`: the same texts as one right-padded batch through the model directly (TRL's path without the
   trainer).
+
+For an encoder (`--minilm`) the prompt cannot be shared (it attends to the response): rm-trl scores each batch as
+one padding-free row, attention within each sequence (`rm_trl.encoder_packing`), and a fourth engine, `rm-trl
+padded`, is the same `RewardFunction` with `prompt_once=False`; `transformers` then frames each text with the
+tokenizer's special tokens, as the export was trained (TRL's path adds none, so its rewards differ: shown, not hidden).
 
 Prompts come from hh-rlhf with completions drawn from its responses (realistic lengths); `worst case` uses one short
 prompt and completions of equal length, where packing saves least. Every engine's rewards are compared with rm-trl's
@@ -162,7 +168,7 @@ def trl_engine(export: str, cache_dir: str):
     return score
 
 
-def transformers_engine(export: str):
+def transformers_engine(export: str, special_tokens: bool = False):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -171,7 +177,9 @@ def transformers_engine(export: str):
 
     def score(prompts, completions):
         texts = [p + c for p, c in zip(prompts, completions)]
-        batch = tokenizer(texts, return_tensors="pt", padding=True, padding_side="right", add_special_tokens=False)
+        batch = tokenizer(
+            texts, return_tensors="pt", padding=True, padding_side="right", add_special_tokens=special_tokens
+        )
         with torch.inference_mode():
             return model(**batch).logits[:, 0].numpy()
 
@@ -184,11 +192,15 @@ def measure(name: str, export: str, rows: list[dict], args, cache_dir: str) -> l
     from rm_trl.rl import RewardFunction
 
     function = RewardFunction(export)
+    encoder = name == "minilm"
     engines = {
         "rm-trl": lambda p, c: np.asarray(function(prompts=p, completions=c), np.float64),
         "trl": trl_engine(export, cache_dir),
-        "transformers": transformers_engine(export),
+        "transformers": transformers_engine(export, special_tokens=encoder),
     }
+    if encoder:
+        padded = RewardFunction(export, prompt_once=False)
+        engines["rm-trl padded"] = lambda p, c: np.asarray(padded(prompts=p, completions=c), np.float64)
     tokenizer = function.scorer.tokenizer
     results = []
     for case in [*(("hh-rlhf", g) for g in args.groups), *(("worst case", g) for g in args.groups if args.worst)]:
@@ -252,6 +264,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--smollm2", action="store_true", help="also SmolLM2-135M (real weights)")
     parser.add_argument("--no_llama", action="store_true")
+    parser.add_argument("--minilm", action="store_true", help="also the packaged MiniLM (an encoder)")
     parser.add_argument("--no_worst", dest="worst", action="store_false")
     parser.add_argument("--cache_dir", default="outputs/bench-cache")
     parser.add_argument("--output", default="outputs/scoring.json")
@@ -265,6 +278,8 @@ def main() -> None:
     models = [] if args.no_llama else [("llama-512x6", build_backbone("llama", args.cache_dir)[0])]
     if args.smollm2:
         models.append(("smollm2-135m", build_smollm2(args.cache_dir)))
+    if args.minilm:
+        models.append(("minilm", build_backbone("minilm", args.cache_dir)[0]))
     for name, backbone in models:
         export = make_export(backbone, os.path.join(args.cache_dir, f"{name}-export"), rows)
         results += measure(name, export, rows, args, args.cache_dir)
