@@ -6,6 +6,7 @@
     python recipes/lab.py --quick --seeds 3-7 --budgets '' --output_dir outputs/lab-b    # more seeds, elsewhere
     python recipes/lab.py --quick --seeds 3 --curve_only --budgets 2000,4000 --output_dir outputs/lab-c
     python recipes/lab.py --quick --combine outputs/lab-quick/lab.json outputs/lab-b/lab.json   # one table
+    python recipes/lab.py --quick --refinements --seeds 8 --output_dir outputs/lab-refinements    # hinge, ...
 
 Every cell trains through rm-trl's own recipe entry (`rm_trl.recipe.main`) on a tiny word-level Llama, and is
 scored on fresh responses by `RewardScorer`. Prints the table of loss x feedback kind x metric with intervals over
@@ -25,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rm_trl.lab.design import FULL, QUICK, LabDesign  # noqa: E402
+from rm_trl.lab.design import FULL, QUICK, REFINEMENT_CELLS, LabDesign  # noqa: E402
 from rm_trl.lab.report import markdown, summarize  # noqa: E402
 from rm_trl.lab.runner import run_lab  # noqa: E402
 
@@ -52,6 +53,9 @@ def design_from(args: argparse.Namespace) -> LabDesign:
         changes["curve_budgets"] = tuple(int(b) for b in args.budgets.split(",") if b)
     if args.curve_only:
         changes["cells"] = ()
+    if args.refinements:
+        changes["cells"] = REFINEMENT_CELLS
+        changes["curve_budgets"] = ()
     return dataclasses.replace(design, **changes)
 
 
@@ -80,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, help="responses read per cell for the main table (multiple of 4)")
     parser.add_argument("--budgets", help="comma-separated budgets of the sample-efficiency curve ('' for none)")
     parser.add_argument("--curve_only", action="store_true", help="only the curve cells at the curve budgets")
+    parser.add_argument(
+        "--refinements",
+        action="store_true",
+        help="only the refinement cells (hinge, centering, best-of-N, margin ranking)",
+    )
     parser.add_argument("--output_dir", help="where lab.json and lab.md go (default outputs/lab[-quick])")
     parser.add_argument(
         "--combine", nargs="+", metavar="LAB_JSON", help="tabulate the runs of these files, no training"

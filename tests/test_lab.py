@@ -171,6 +171,31 @@ def test_report_pairs_seeds_and_says_which_side_is_better():
     assert "| a vs b | spearman | +0.050" in markdown(result)
 
 
+def test_a_comparison_whose_cells_were_not_run_is_left_out():
+    """`--refinements` runs some cells only: comparisons needing the others are absent, not rows of NaN."""
+    design = LabDesign(seeds=(0, 1), comparisons=(Comparison("a vs b", "a", "b"), Comparison("a vs c", "a", "c")))
+    records = [
+        dict(cell=cell, loss=cell, family="pairwise", feedback="pairs", spurious=False, seed=seed,
+             budget=design.budget, spearman=0.5, pair_accuracy=0.6, prob_mae=0.2, prob_ece=0.1, length_corr=0.0,
+             filler_corr=0.0, seconds=1.0)
+        for seed in design.seeds for cell in ("a", "b")
+    ]  # fmt: skip
+    assert {c["title"] for c in summarize(records, design)["comparisons"]} == {"a vs b"}
+
+
+def test_refinement_cells_train_through_the_registered_losses():
+    """Every refinement cell names a registered loss of its family, and its comparisons name cells that exist."""
+    from rm_trl import losses
+    from rm_trl.lab.design import CELLS, COMPARISONS, FULL, REFINEMENT_CELLS
+
+    for cell in REFINEMENT_CELLS:
+        assert cell.loss_type in getattr(losses, f"{cell.family.upper()}_LOSS_FUNCTIONS"), cell
+    names = {c.name for c in FULL.cells}
+    assert set(REFINEMENT_CELLS) <= set(FULL.cells) and set(CELLS) <= set(FULL.cells)
+    for comparison in COMPARISONS:
+        assert comparison.a in names and comparison.b in names, comparison
+
+
 def test_a_small_lab_run_recovers_the_truth_through_the_recipe(tmp_path):
     """Ratings and pairwise choices, each trained by rm-trl's recipe entry on the tiny world model, then scored on
     fresh responses: both must rank them far better than chance (Spearman 0 +- 0.06 on 300 responses). Measured

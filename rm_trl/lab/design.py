@@ -94,6 +94,10 @@ LOSSES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "plackett_luce": ("listwise", "plackett_luce", ()),
     "all_pairs": ("listwise", "all_pairs", ()),
     "infonce": ("contrastive", "infonce", ("--pair_strategy", "best_vs_worst")),
+    "hinge": ("pairwise", "hinge", ("--use_margin", "false")),  # max(0, 1 - (r_c - r_r))
+    "bt_center": ("pairwise", "bradley_terry", ("--use_margin", "false", "--center_rewards_coefficient", "0.01")),
+    "best_of_n": ("listwise", "best_of_n", ()),
+    "margin_ranking": ("contrastive", "margin_ranking", ("--pair_strategy", "best_vs_worst")),
 }
 
 CELLS: tuple[Cell, ...] = (
@@ -121,6 +125,15 @@ CELLS: tuple[Cell, ...] = (
     make_cell("bt", "pairs", spurious=True),
     make_cell("plackett_luce", "lists", spurious=True),
     make_cell("infonce", "lists", spurious=True),
+)
+# The registered refinements beside the named comparisons: run by `recipes/lab.py --refinements` (and the full lab),
+# compared with the cells above on the same seeds.
+REFINEMENT_CELLS: tuple[Cell, ...] = (
+    make_cell("hinge", "pairs"),
+    make_cell("hinge", "pairs_flipped"),
+    make_cell("bt_center", "pairs"),
+    make_cell("best_of_n", "lists"),
+    make_cell("margin_ranking", "lists"),  # best vs worst of each ranking, in-batch negatives, as InfoNCE
 )
 CURVE_CELLS: tuple[Cell, ...] = (  # sample efficiency: these also run at every budget of the curve
     make_cell("mse", "ratings"),
@@ -183,6 +196,21 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison(
         "Tied rankings vs strict rankings, Plackett-Luce", "plackett_luce | lists_ties", "plackett_luce | lists"
     ),
+    Comparison("Hinge vs BT, same choices", "hinge | pairs", "bt | pairs", ("spearman", "pair_accuracy", "prob_mae")),
+    Comparison(
+        "Hinge vs BT, 20% flipped labels",
+        "hinge | pairs_flipped",
+        "bt | pairs_flipped",
+        ("spearman", "pair_accuracy", "prob_mae"),
+    ),
+    Comparison(
+        "Reward centering 0.01 vs plain BT, same choices",
+        "bt_center | pairs",
+        "bt | pairs",
+        ("spearman", "pair_accuracy", "prob_mae"),
+    ),
+    Comparison("Best-of-N vs Plackett-Luce, same rankings", "best_of_n | lists", "plackett_luce | lists"),
+    Comparison("Margin ranking vs InfoNCE, same best-vs-worst pairs", "margin_ranking | lists", "infonce | lists"),
     *(
         Comparison(
             f"Spurious length, {loss}",
@@ -238,4 +266,4 @@ class LabDesign:
 
 
 QUICK = LabDesign(curve_budgets=(250, 500, 1000))
-FULL = LabDesign(seeds=tuple(range(8)), curve_budgets=(250, 500, 1000, 2000, 4000))
+FULL = LabDesign(seeds=tuple(range(8)), curve_budgets=(250, 500, 1000, 2000, 4000), cells=CELLS + REFINEMENT_CELLS)

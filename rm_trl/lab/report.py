@@ -46,6 +46,8 @@ def comparisons(records: list[dict], design: LabDesign) -> list[dict[str, Any]]:
     for comparison in design.comparisons:
         a, b = cells.get(comparison.a, {}), cells.get(comparison.b, {})
         seeds = sorted(set(a) & set(b))
+        if not seeds:  # a design without one of the two cells (e.g. --refinements alone): nothing to compare
+            continue
         for metric in comparison.metrics:
             diff = paired_seed_difference([a[s][metric] for s in seeds], [b[s][metric] for s in seeds])
             out.append(
