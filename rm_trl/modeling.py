@@ -122,13 +122,16 @@ def ensure_step_separator(model: PreTrainedModel, tokenizer, separator: str) -> 
     if not isinstance(separator, str) or not separator:
         raise ValueError(f"step_separator={separator!r} must be a non-empty text")
     token_id = _is_one_token(tokenizer, separator)
-    if token_id is not None:
-        return token_id
-    known = len(tokenizer)
-    tokenizer.add_tokens([separator], special_tokens=True)  # never split nor merged; the other special tokens stay
-    token_id = tokenizer.convert_tokens_to_ids(separator)
     embeddings = model.get_input_embeddings()
     rows = embeddings.weight.shape[0]
+    if token_id is not None and token_id < rows:
+        return token_id
+    # Not one token yet, or one the tokenizer got for another model (a tokenizer shared between trainers): this
+    # model's embedding matrix must hold its row too.
+    known = len(tokenizer)
+    if token_id is None:
+        tokenizer.add_tokens([separator], special_tokens=True)  # never split nor merged; other special tokens stay
+        token_id = tokenizer.convert_tokens_to_ids(separator)
     if token_id >= rows:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         embeddings = model.get_input_embeddings()

@@ -78,6 +78,23 @@ def test_ensure_step_separator_adds_one_token_with_the_mean_embedding(tiny_llama
     assert ensure_step_separator(model, tokenizer, existing) == tokenizer.eos_token_id
 
 
+def test_a_tokenizer_shared_by_two_trainers_grows_each_model(llama_tokenizer, tmp_path):
+    """The first trainer adds the separator to the shared tokenizer; the second, fresh model must get its row too
+    (it failed with an IndexError in the embeddings: found by a reviewing helper)."""
+    from .conftest import make_tiny_llama
+
+    models = [make_tiny_llama(llama_tokenizer, seed=seed) for seed in (0, 1)]  # both sized before any separator
+    for seed, model in enumerate(models):
+        trainer = StepwiseRewardTrainer(
+            model=model,
+            args=config(tmp_path / str(seed), max_steps=1),
+            processing_class=llama_tokenizer,
+            train_dataset=Dataset.from_list(learnable_steps(8)),
+        )
+        assert trainer.model.get_input_embeddings().weight.shape[0] > trainer.step_separator_id
+        trainer.train()
+
+
 def test_config_refuses_normalized_rewards_and_lists_the_losses(tmp_path):
     with pytest.raises(ValueError, match="normalize_rewards"):
         config(tmp_path, normalize_rewards=True)
