@@ -63,7 +63,13 @@ def score_main(args: argparse.Namespace) -> int:
     calibrated = scorer.temperature is not None and kind in (PAIRWISE, RANKED)  # calibrated probabilities too
     by_row = dict(zip(scored.rows, scored.rewards_for(feedback_format)))
     outputs_by_row = dict(zip(scored.rows, scored.response_outputs())) if args.uncertainty else {}
-    with open(args.output, "w", encoding="utf-8") if args.output != "-" else contextlib.nullcontext(sys.stdout) as out:
+    table = args.output.lower().endswith((".csv", ".tsv"))
+    table_rows: list[dict] = []
+    with (
+        open(args.output, "w", encoding="utf-8")
+        if args.output != "-" and not table
+        else contextlib.nullcontext(sys.stdout) as out
+    ):
         for index, row in enumerate(_rows_as_written(args.input, dataset)):
             rewards = by_row.get(index)
             if rewards is None:  # not scorable: kept in the output, marked with the reason
@@ -78,7 +84,12 @@ def score_main(args: argparse.Namespace) -> int:
                     row["reward"] = scorer.aggregate(rewards)
                 if args.uncertainty:
                     _write_uncertainty(row, scorer, feedback_format, outputs_by_row[index])
-            out.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+            if table:
+                table_rows.append(row)
+            else:
+                out.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+    if table:
+        _write_table(args.output, table_rows)
     report = prepared.report
     print(f"scored {report.rows_out}/{report.rows_in} rows ({report.summary()}) -> {args.output}", file=sys.stderr)
     if calibrated:
@@ -97,11 +108,35 @@ def _rows_as_written(path: str, dataset):
     """Each input row as the file holds it: a JSON / JSON-lines file is re-read as parsed (Arrow would fill in
     missing keys and turn ints into floats); other sources give their rows with set-aside values put back."""
     from .data.columns import restore_row
-    from .data.readers import json_records
+    from .data.readers import csv_records, json_records
 
     if os.path.isfile(path) and path.lower().endswith((".json", ".jsonl")):
         return json_records(path)
+    if os.path.isfile(path) and path.lower().endswith((".csv", ".tsv")):  # cells as text, as the file has them
+        return csv_records(path, "\t" if path.lower().endswith(".tsv") else ",")
     return (restore_row(row) for row in dataset)
+
+
+def _write_table(path: str, rows: list[dict]) -> None:
+    """`--output x.csv` / `x.tsv`: one column per key (input columns first, then the scores), lists and objects as
+    JSON text, missing values empty."""
+    import csv
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    delimiter = "\t" if path.lower().endswith(".tsv") else ","
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter=delimiter)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(row.get(column)) for column in columns])
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=_json_default)
 
 
 def _json_default(value):
@@ -196,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help=f"JSONL in -> JSONL out with rewards ({join_or(list(FORMATS))} rows)")
     common(score)
     score.add_argument("--input", required=True, help="JSONL/JSON/CSV/Parquet file (or any rm-trl data source)")
-    score.add_argument("--output", default="-", help="output JSONL file ('-' = stdout)")
+    score.add_argument(
+        "--output", default="-", help="output file: JSON lines, or CSV / TSV when named .csv / .tsv ('-' = stdout)"
+    )
     score.add_argument("--format", default="auto", choices=("auto", *FORMATS))
     score.add_argument("--max_length", type=int, default=None, help="default: the length the model trained with")
     score.add_argument(

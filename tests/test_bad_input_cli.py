@@ -166,6 +166,31 @@ def test_score_writes_rows_back_exactly_and_reads_folders_tsv_and_column_json_it
     assert len(load_data(str(tmp_path / "cols.json"))) == 2
 
 
+def test_score_writes_csv_cells_back_as_written_and_csv_when_asked(tmp_path):
+    """Found in the roadmap's list: an id `007` or a code `1e3` in a CSV came back as 7 and 1000.0, and `--output
+    x.csv` wrote JSON lines into it. Cells are text as the file holds them; a .csv output is CSV."""
+    import csv
+
+    from rm_trl.cli import _rows_as_written
+    from rm_trl.data.loading import load_data
+
+    source = tmp_path / "in.csv"
+    source.write_text(
+        'prompt,chosen,rejected,id,code\nQ?,a good answer,a bad answer,007,1e3\n"Q, 2",yes,no,010,00\n',
+        encoding="utf-8",
+    )
+    written = list(_rows_as_written(str(source), load_data(str(source))))
+    assert [(r["id"], r["code"], r["prompt"]) for r in written] == [("007", "1e3", "Q?"), ("010", "00", "Q, 2")]
+    out = tmp_path / "out.csv"
+    proc = rm_trl("score", "--model", MODEL, "--input", str(source), "--output", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["id"], r["code"], r["prompt"]) for r in rows] == [("007", "1e3", "Q?"), ("010", "00", "Q, 2")]
+    assert list(rows[0])[:5] == ["prompt", "chosen", "rejected", "id", "code"]
+    assert all(float(r["reward_chosen"]) == float(r["reward_chosen"]) for r in rows)  # numbers, not NaN or empty
+
+
 def test_conversations_whose_messages_have_other_keys_share_their_prompt(tmp_path):
     """Arrow fills `name: null` into every message of a column where one message has a name: the shared prompt
     must still be found (and a pair with no shared message gets a message saying so)."""

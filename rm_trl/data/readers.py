@@ -182,6 +182,13 @@ def read_json(path: str) -> Dataset:
     return build_dataset(columns, lines, path)
 
 
+def csv_records(path: str, delimiter: str = ",") -> Iterator[dict[str, str]]:
+    """The rows of a CSV / TSV file as its cells' text, in the order `read_csv` reads them: what `rm-trl score`
+    writes back (an id `007` stays `007`, not the number `read_csv` makes of a numeric-looking column)."""
+    header, cells, _ = _csv_cells(path, delimiter)
+    return (dict(zip(header, row)) for row in zip(*cells))
+
+
 def read_csv(path: str, delimiter: str = ",") -> Dataset:
     """A CSV / TSV file with a header. Cells stay text; a column outside the text fields whose cells are mostly
     numbers becomes numeric (empty cell = missing), and a cell there that is not a number is set aside."""
