@@ -16,9 +16,35 @@ order, then position order. A reader returns `[len(reward_index), num_labels]` f
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from .encoder_packing import read_first_tokens, unwrapped
+
+logger = logging.getLogger(__name__)
+
+
+def padding_token_id(model, tokenizer) -> int:
+    """The id a padded batch pads with: the one the model's own pooling skips (a decoder's head reads the last token
+    that is not `config.pad_token_id`). A hand-built pair whose tokenizer pads with another id would read a short
+    row's reward at a pad token, so the model's id wins (said in the log); a model without one is given the
+    tokenizer's."""
+    pad = tokenizer.pad_token_id
+    config = unwrapped(model).config
+    if not has_token_head(model):
+        return pad
+    if config.pad_token_id is None:
+        config.pad_token_id = pad
+    elif config.pad_token_id != pad:
+        logger.warning(
+            "the model's config pads with id %s, its tokenizer with id %s: padding with %s, which the model's "
+            "pooling skips",
+            config.pad_token_id,
+            pad,
+            config.pad_token_id,
+        )
+    return config.pad_token_id
 
 
 def has_token_head(model) -> bool:

@@ -43,7 +43,7 @@ from .metrics.calibration import preference_probabilities
 from .metrics.stepwise import STEP_AGGREGATIONS, aggregate_steps, step_probabilities
 from .modeling import get_metadata, load_reward_model, resolve_model_path
 from .packing import PackedRewardDataCollator, attention_implementation, packing_support
-from .reward_reading import has_token_head, reward_reader
+from .reward_reading import has_token_head, padding_token_id, reward_reader
 from .scored_data import ScoredData, ensemble_uncertainty, length_sorted_batches
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class RewardScorer:
         self.max_batch_rows = max_batch_rows
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model.to(self.device)
-        self.collator = RewardDataCollator(pad_token_id=tokenizer.pad_token_id, padding_side=padding_side)
+        self.collator = RewardDataCollator(pad_token_id=padding_token_id(model, tokenizer), padding_side=padding_side)
         self.read_rewards = reward_reader(self.model)  # at the rows' reward positions (`rm_trl.reward_reading`)
         # decoders score a prompt's responses in one packed sequence, the prompt encoded once (`rm_trl.packing`)
         self.packed_collator = None

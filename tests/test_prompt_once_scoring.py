@@ -121,3 +121,24 @@ def test_reward_function_and_server_path_group_too(tokenizer, tmp_path, capfd):
     assert "examples/s" not in capfd.readouterr().err  # an RL step prints no `datasets` progress bars
     served = score_pairs(RewardScorer.from_pretrained(path), prompts, completions)
     np.testing.assert_allclose(np.asarray(served, np.float64), reference, atol=1e-5)
+
+
+def test_a_hand_built_scorer_pads_with_the_id_the_model_pools_by(llama_tokenizer, caplog):
+    """A model whose config pads with another id than its tokenizer: the model's pooling would not see the
+    tokenizer's pad tokens and read a short row's reward at the batch's last position. Padded batches use the
+    model's id (logged), so each reward equals its own unbatched forward."""
+    import copy
+
+    model = make_tiny_llama(llama_tokenizer)
+    other = next(i for i in range(10) if i not in (llama_tokenizer.pad_token_id, llama_tokenizer.eos_token_id))
+    model.config.pad_token_id = other
+    data = Dataset.from_dict(
+        {"prompt": ["Hi", "Tell me about the weather today"], "response": [" ok", " it is sunny and warm outside"]}
+    )
+    alone = RewardScorer(copy.deepcopy(model), llama_tokenizer, prompt_once=False)
+    expected = [alone.score(data.select([i]), kind="rated").scalar_rewards()[0][0] for i in range(2)]
+    with caplog.at_level("WARNING"):
+        batched = RewardScorer(model, llama_tokenizer, prompt_once=False)
+    assert f"padding with {other}" in caplog.text
+    got = [r[0] for r in batched.score(data, kind="rated").scalar_rewards()]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
