@@ -292,3 +292,23 @@ def test_sequences_are_the_joint_tokenization_even_across_a_merge(llama_tokenize
     for response, ids in zip((chosen, rejected), row["response_ids"]):
         assert row["prompt_ids"] + ids == llama_tokenizer(prompt + response)["input_ids"] + eos
     assert len(row["prompt_ids"]) < len(llama_tokenizer(prompt)["input_ids"])  # the merged token left the prompt
+
+
+def test_a_single_response_keeps_the_merged_boundary_token_when_cut(llama_tokenizer):
+    """Rated rows have one response, so 'what the sequences share' was the whole prompt: a token merged across the
+    boundary stayed in the prompt, and a response cut to the budget (prompt emptied) lost its first characters.
+    The merged token now belongs to the response, as for pairs."""
+    from rm_trl.data.formats import RATED_SCHEMA
+
+    setup_pad_token(make_tiny_llama(llama_tokenizer), llama_tokenizer)
+    prompt, response = "It was truly un", "believable" + " and long" * 20
+    rows = [{"prompt": prompt, "response": response, "score": 1.0}]
+    common = dict(split="train", truncation="truncate_prompt", invalid_rows="error", append_eos=None)
+    whole = prepare_dataset(Dataset.from_list(rows), RATED_SCHEMA, llama_tokenizer, max_length=512, **common)
+    row = whole.dataset[0]
+    joint = llama_tokenizer(prompt + response)["input_ids"]
+    assert row["prompt_ids"] + row["response_ids"][0] == joint + [llama_tokenizer.eos_token_id]
+    assert len(row["prompt_ids"]) < len(llama_tokenizer(prompt)["input_ids"])  # the merged token left the prompt
+    cut = prepare_dataset(Dataset.from_list(rows), RATED_SCHEMA, llama_tokenizer, max_length=24, **common)
+    kept = cut.dataset[0]["response_ids"][0]
+    assert cut.dataset[0]["prompt_ids"] == [] and kept[0] == row["response_ids"][0][0]  # the response's start

@@ -228,7 +228,9 @@ def tokenize_rows(
                 for t in targets:
                     out[t].append(fitted.labels)
                 continue
-            n = shared_prefix_length(sequences, cap=len(prompt_alone))
+            # the prompt part is what every sequence shares with the prompt alone: a token merged across the
+            # boundary goes to the responses even when there is only one (a rated row), so cutting keeps it
+            n = shared_prefix_length([*sequences, prompt_alone], cap=len(prompt_alone))
             prompt_ids, response_ids = sequences[0][:n], [s[n:] for s in sequences]
             prompt_ids, response_ids, status = fit_to_length(prompt_ids, response_ids, budget, truncation)
             if any(windowed[i]):
