@@ -127,6 +127,15 @@ def position_padding_index(model) -> int | None:
     return int(base.base_model.embeddings.padding_idx)
 
 
+def padding_free_collator(model, target_names: tuple[str, ...] = ()) -> tuple[SegmentPackedCollator | None, str]:
+    """The padding-free collator for `model`, which is switched to `SEGMENT_ATTENTION`; or None and why not."""
+    supported, reason = segment_packing_support(model)
+    if not supported:
+        return None, reason
+    use_segment_attention(model)
+    return SegmentPackedCollator(target_names=target_names, padding_index=position_padding_index(model)), reason
+
+
 @dataclass
 class SegmentPackedCollator:
     """Collates tokenized rows into one padding-free row of sequences (see the module docstring).

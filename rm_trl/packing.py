@@ -19,13 +19,7 @@ import torch
 
 from .data.collators import RewardDataCollator, reward_offsets, row_fields
 from .data.pipeline import PROMPT_IDS, RESPONSE_IDS
-from .encoder_packing import (
-    SegmentPackedCollator,
-    position_padding_index,
-    segment_packing_support,
-    unwrapped,
-    use_segment_attention,
-)
+from .encoder_packing import padding_free_collator, unwrapped
 from .reward_reading import has_token_head
 
 logger = logging.getLogger(__name__)
@@ -196,11 +190,10 @@ def default_collator(model, tokenizer, args, target_names: tuple[str, ...]):
     if args.packing and getattr(args, "n_gpu", 1) > 1:  # the Trainer's nn.DataParallel splits rows, not sequences
         logger.warning("Packing off, plain padded batches: nn.DataParallel (several GPUs, one process); use DDP")
     elif args.packing and not has_token_head(unwrapped(model)):
-        supported, reason = segment_packing_support(model)
-        if supported:
+        collator, reason = padding_free_collator(model, target_names)
+        if collator is not None:
             logger.info("Packing: padding-free encoder batches; the model's sdpa attention now runs per sequence")
-            use_segment_attention(model)
-            return SegmentPackedCollator(target_names=target_names, padding_index=position_padding_index(model))
+            return collator
         logger.warning("Packing off, plain padded batches: %s", reason)
     elif args.packing:
         supported, reason = packing_support(model)

@@ -31,12 +31,7 @@ from .data.pipeline import (
     prepare_dataset,
     prepare_for_scoring,
 )
-from .encoder_packing import (
-    SegmentPackedCollator,
-    position_padding_index,
-    segment_packing_support,
-    use_segment_attention,
-)
+from .encoder_packing import padding_free_collator
 from .ensemble_heads import attach_ensemble_heads
 from .errors import ConfigError
 from .metrics.calibration import preference_probabilities
@@ -146,9 +141,8 @@ class RewardScorer:
             self.packed_collator = PackedRewardDataCollator(
                 pad_token_id=tokenizer.pad_token_id, boolean_mask=attention_implementation(self.model) == "sdpa"
             )
-        if prompt_once and padding_side == "right" and segment_packing_support(self.model)[0]:
-            use_segment_attention(self.model)  # encoders: padding-free batches, attention within each sequence
-            self.collator = SegmentPackedCollator(padding_index=position_padding_index(self.model))
+        if prompt_once and padding_side == "right":  # encoders: padding-free batches, attention per sequence
+            self.collator = padding_free_collator(self.model)[0] or self.collator
         if padding_side not in ("right", "left"):
             raise ConfigError(f"padding_side={padding_side!r}; choose right or left")
         if padding_side == "left" and not has_token_head(self.model):
