@@ -47,10 +47,42 @@ def guard_nonfinite_loss(compute_loss):
 
 def set_cpu_threads(requested: int | None) -> None:
     """Use the cores this process may run on, shared among the processes of this machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if requested is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         requested = max(1, cores // max(1, local_processes))
+        busy = busy_cores()
+        if requested > 1 and busy is not None and busy > 0.5 * cores:
+            logger.warning(
+                "%.1f of %d cores are busy with other work: %d torch threads will wait for each other (on a 2-core "
+                "machine with another training running, 2 threads were 4x slower than 1, `benchmarks/RESULTS.md`); "
+                "pass `cpu_threads` to choose",
+                busy,
+                cores,
+                requested,
+            )
     if torch.get_num_threads() != requested:
         logger.info("Using %d torch threads per process on CPU (was %d)", requested, torch.get_num_threads())
         torch.set_num_threads(requested)
+
+
+def busy_cores(seconds: float = 0.1) -> float | None:
+    """How many cores other processes keep busy right now (from /proc/stat over `seconds`, while this process is
+    setting up and idle); None where /proc/stat is not readable."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as f:
+            values = [int(v) for v in f.readline().split()[1:9]]  # user .. steal (guest time is inside user)
+        idle = values[3] + (values[4] if len(values) > 4 else 0)
+        return sum(values) - idle, sum(values)
+
+    try:
+        busy_before, total_before = sample()
+        time.sleep(seconds)
+        busy_after, total_after = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    elapsed = total_after - total_before
+    cores = os.cpu_count() or 1
+    return cores * (busy_after - busy_before) / elapsed if elapsed > 0 else None
