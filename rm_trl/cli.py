@@ -108,12 +108,12 @@ def _rows_as_written(path: str, dataset):
     """Each input row as the file holds it: a JSON / JSON-lines file is re-read as parsed (Arrow would fill in
     missing keys and turn ints into floats); other sources give their rows with set-aside values put back."""
     from .data.columns import restore_row
-    from .data.readers import csv_records, json_records
+    from .data.readers import csv_records, json_records, table_delimiter
 
     if os.path.isfile(path) and path.lower().endswith((".json", ".jsonl")):
         return json_records(path)
     if os.path.isfile(path) and path.lower().endswith((".csv", ".tsv")):  # cells as text, as the file has them
-        return csv_records(path, "\t" if path.lower().endswith(".tsv") else ",")
+        return csv_records(path, table_delimiter(path))
     return (restore_row(row) for row in dataset)
 
 
@@ -123,9 +123,10 @@ def _write_table(path: str, rows: list[dict]) -> None:
     import csv
 
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    delimiter = "\t" if path.lower().endswith(".tsv") else ","
+    from .data.readers import table_delimiter
+
     with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, delimiter=delimiter)
+        writer = csv.writer(f, delimiter=table_delimiter(path))
         writer.writerow(columns)
         for row in rows:
             writer.writerow([_cell(row.get(column)) for column in columns])

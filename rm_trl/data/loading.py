@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset, load_from_disk
 
 from .columns import set_source, source_of
-from .readers import check_utf8, read_csv, read_json, read_parquet
+from .readers import check_utf8, read_csv, read_json, read_parquet, table_delimiter
 from .report import DataLoadError
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def read_file(path: str) -> Dataset:
     if ext in (".json", ".jsonl"):
         return read_json(path)
     if ext in (".csv", ".tsv"):
-        return read_csv(path, delimiter="\t" if ext == ".tsv" else ",")
+        return read_csv(path, delimiter=table_delimiter(path))
     if ext == ".parquet":
         return read_parquet(path)
     return set_source(load_dataset("arrow", data_files=path, split="train"), path)

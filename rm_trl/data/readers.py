@@ -182,6 +182,11 @@ def read_json(path: str) -> Dataset:
     return build_dataset(columns, lines, path)
 
 
+def table_delimiter(path: str) -> str:
+    """A tab for `.tsv` files, a comma for `.csv` (and anything else)."""
+    return "\t" if path.lower().endswith(".tsv") else ","
+
+
 def csv_records(path: str, delimiter: str = ",") -> Iterator[dict[str, str]]:
     """The rows of a CSV / TSV file as its cells' text, in the order `read_csv` reads them: what `rm-trl score`
     writes back (an id `007` stays `007`, not the number `read_csv` makes of a numeric-looking column)."""
